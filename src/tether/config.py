@@ -1,0 +1,63 @@
+"""Settings: the only module that reads the environment."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from tether.domain.errors import BadInput
+from tether.domain.scope import DEFAULT_DIMENSIONS, Dimensions, SeverityBands
+from tether.domain.timefmt import parse_time
+
+DEFAULT_DATABASE_URL = "sqlite:///./tether.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    now: datetime | None = None  # a fixed "now" (virtual time); None means the system clock
+    actor: str = "operator"
+    dimensions: Dimensions = field(default_factory=Dimensions)
+    max_staleness_seconds: float = 5.0
+
+
+def _dimensions(env: dict[str, str]) -> Dimensions:
+    names = tuple(n.strip() for n in env.get("TETHER_DIMENSIONS", "").split(",") if n.strip())
+    bands_text = env.get("TETHER_SEVERITY_BANDS", "").strip()
+    bands = SeverityBands.default()
+    if bands_text:
+        pairs = []
+        for part in bands_text.split(","):
+            name, _, low = part.partition(":")
+            try:
+                pairs.append((name.strip(), float(low)))
+            except ValueError:
+                raise BadInput.at("TETHER_SEVERITY_BANDS", f"{part!r} is not name:lower_bound") from None
+        bands = SeverityBands.from_bounds(pairs)
+    return Dimensions(names or DEFAULT_DIMENSIONS, bands)
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers; an actor still needs a name
+        return "operator"
+
+
+def from_env(db: str | None = None, actor: str | None = None, now: str | None = None) -> Settings:
+    """Settings from flags first, then TETHER_* variables, then defaults."""
+    env = dict(os.environ)
+    now_text = now or env.get("TETHER_NOW")
+    try:
+        fixed_now = parse_time(now_text) if now_text else None
+    except ValueError as exc:
+        raise BadInput.at("now" if now else "TETHER_NOW", str(exc)) from None
+    return Settings(
+        database_url=db or env.get("TETHER_DATABASE_URL") or DEFAULT_DATABASE_URL,
+        now=fixed_now,
+        actor=actor or env.get("TETHER_ACTOR") or _login(),
+        dimensions=_dimensions(env),
+        max_staleness_seconds=float(env.get("TETHER_MAX_STALENESS", "5")),
+    )

@@ -1,0 +1,114 @@
+"""Validation of decisions and outcomes as sent: one home for the rules, shared by CLI and API."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from tether.domain.audit import canonical_json
+from tether.domain.errors import BadInput
+from tether.domain.model import DecisionIn, Disposition, OutcomeIn, Verdict
+from tether.domain.scope import SEVERITY, Dimensions
+from tether.domain.timefmt import parse_time
+
+_DECISION_OPTIONAL = ("confidence", "model_version")
+_OUTCOME_FIELDS = ("decision_id", "tenant", "alert_id", "disposition", "source", "reviewer", "observed_at")
+
+
+def decision_fields(dims: Dimensions) -> tuple[str, ...]:
+    """The required fields of a decision, in the order errors name them."""
+    return ("decision_id", "alert_id", *dims.names, "verdict", "decided_at")
+
+
+def _text(obj: Mapping[str, Any], name: str, required: bool = True) -> str | None:
+    value = obj.get(name)
+    if value is None:
+        if required:
+            raise BadInput.at(name, "field required")
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise BadInput.at(name, "must be a non-empty string")
+    return value
+
+
+def _check_object(obj: object, allowed: tuple[str, ...]) -> Mapping[str, Any]:
+    if not isinstance(obj, Mapping):
+        raise BadInput.at("body", "must be a JSON object")
+    unknown = [k for k in obj if k not in allowed]
+    if unknown:
+        raise BadInput.at(str(unknown[0]), "unknown field")
+    return obj
+
+
+def parse_decision(obj: object, dims: Dimensions) -> DecisionIn:
+    """A validated decision; BadInput names the first wrong field."""
+    required = decision_fields(dims)
+    body = _check_object(obj, (*required, *_DECISION_OPTIONAL))
+    for name in required:
+        if body.get(name) is None:
+            raise BadInput.at(name, "field required")
+    alert: dict[str, str] = {}
+    for name in dims.names:
+        if name == SEVERITY:
+            alert[name] = dims.bands.band_of(body[name])
+        else:
+            alert[name] = str(_text(body, name))
+    verdict = body["verdict"]
+    if verdict not in tuple(Verdict):
+        raise BadInput.at("verdict", f"must be close or escalate, got {verdict!r}")
+    try:
+        decided_at = parse_time(body["decided_at"])
+    except ValueError as exc:
+        raise BadInput.at("decided_at", str(exc)) from None
+    confidence = body.get("confidence")
+    if confidence is not None and (
+        isinstance(confidence, bool)
+        or not isinstance(confidence, int | float)
+        or not math.isfinite(confidence)
+        or not 0 <= confidence <= 1
+    ):
+        raise BadInput.at("confidence", "must be a number within [0, 1]")
+    return DecisionIn(
+        decision_id=str(_text(body, "decision_id")),
+        alert_id=str(_text(body, "alert_id")),
+        tenant=alert.get("tenant", ""),
+        alert=alert,
+        verdict=Verdict(verdict),
+        decided_at=decided_at,
+        confidence=float(confidence) if confidence is not None else None,
+        model_version=_text(body, "model_version", required=False),
+        body=canonical_json(dict(body)),
+    )
+
+
+def parse_outcome(obj: object) -> OutcomeIn:
+    """A validated outcome, referring to a decision by decision_id or by tenant + alert_id."""
+    body = _check_object(obj, _OUTCOME_FIELDS)
+    decision_id = _text(body, "decision_id", required=False)
+    tenant = _text(body, "tenant", required=False)
+    alert_id = _text(body, "alert_id", required=False)
+    if decision_id is None and (tenant is None or alert_id is None):
+        raise BadInput.at("decision_id", "field required (or tenant and alert_id)")
+    disposition = body.get("disposition")
+    if disposition is None:
+        raise BadInput.at("disposition", "field required")
+    if disposition not in tuple(Disposition):
+        names = ", ".join(d.value for d in Disposition)
+        raise BadInput.at("disposition", f"must be one of {names}, got {disposition!r}")
+    source = _text(body, "source")
+    if body.get("observed_at") is None:
+        raise BadInput.at("observed_at", "field required")
+    try:
+        observed_at = parse_time(body["observed_at"])
+    except ValueError as exc:
+        raise BadInput.at("observed_at", str(exc)) from None
+    return OutcomeIn(
+        disposition=Disposition(disposition),
+        source=str(source),
+        observed_at=observed_at,
+        decision_id=decision_id,
+        tenant=tenant,
+        alert_id=alert_id,
+        reviewer=_text(body, "reviewer", required=False),
+    )

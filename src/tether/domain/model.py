@@ -1,0 +1,156 @@
+"""The domain's values: slices, kill switches, evidence counters, decisions, outcomes and answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from tether.domain.scope import Scope
+from tether.stats.sequential import EProcess
+
+
+class SliceState(StrEnum):
+    SHADOW = "shadow"
+    CANARY = "canary"
+    ACTIVE = "active"
+    ROLLED_BACK = "rolled_back"
+
+
+class Mode(StrEnum):
+    KILLED = "killed"
+    SHADOW = "shadow"
+    CANARY = "canary"
+    ACTIVE = "active"
+
+
+# Least autonomous first; shadow and rolled_back rank alike.
+AUTONOMY: dict[SliceState, int] = {
+    SliceState.SHADOW: 0,
+    SliceState.ROLLED_BACK: 0,
+    SliceState.CANARY: 1,
+    SliceState.ACTIVE: 2,
+}
+LIVE_STATES = (SliceState.CANARY, SliceState.ACTIVE)
+
+
+class Verdict(StrEnum):
+    CLOSE = "close"
+    ESCALATE = "escalate"
+
+
+class Disposition(StrEnum):
+    FALSE_POSITIVE = "false_positive"
+    BENIGN_POSITIVE = "benign_positive"
+    TRUE_POSITIVE = "true_positive"
+    UNDETERMINED = "undetermined"
+
+
+class ActorType(StrEnum):
+    SYSTEM = "system"
+    USER = "user"
+    TOKEN = "token"
+
+
+@dataclass(frozen=True)
+class Actor:
+    type: ActorType
+    id: str
+    name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type.value, "id": self.id}
+        if self.name is not None:
+            out["name"] = self.name
+        return out
+
+
+SYSTEM = Actor(ActorType.SYSTEM, "tether")
+
+
+@dataclass(frozen=True)
+class Counters:
+    """Evidence of a slice's current attempt, kept as a cache of decisions and outcomes."""
+
+    decisions: int = 0
+    executed: int = 0
+    missed_tp: int = 0
+    reviews: EProcess = field(default_factory=EProcess)
+
+
+@dataclass(frozen=True)
+class Slice:
+    id: str
+    scope: Scope
+    state: SliceState
+    attempt: int
+    created_at: datetime
+    canary_started_at: datetime | None = None
+    promoted_at: datetime | None = None
+    rolled_back_at: datetime | None = None
+    held_at: datetime | None = None
+    kill_switch_id: str | None = None
+    policy_overrides: dict[str, Any] = field(default_factory=dict)
+    counters: Counters = field(default_factory=Counters)
+
+
+@dataclass(frozen=True)
+class KillSwitch:
+    id: str
+    scope: Scope
+    reason: str
+    active: bool
+    activated_by: Actor
+    activated_at: datetime
+    deactivated_by: Actor | None = None
+    deactivated_at: datetime | None = None
+    slice_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The gate's answer for one alert."""
+
+    mode: Mode
+    execute: bool
+    slice_ids: tuple[str, ...]
+    reason: str
+    kill_switch_id: str | None = None
+    # (slice id, attempt) of the slices that granted autonomy: where the decision counts as evidence.
+    granted: tuple[tuple[str, int], ...] = ()
+
+    def for_verdict(self, verdict: Verdict) -> Answer:
+        """The answer for a decision: only a close is ever executed."""
+        execute = self.execute and verdict is Verdict.CLOSE
+        if execute == self.execute:
+            return self
+        return Answer(self.mode, execute, self.slice_ids, self.reason, self.kill_switch_id, self.granted)
+
+
+@dataclass(frozen=True)
+class DecisionIn:
+    """A decision as the orchestrator sent it, validated."""
+
+    decision_id: str
+    alert_id: str
+    tenant: str
+    alert: dict[str, str]  # dimension -> value, severity as its band
+    verdict: Verdict
+    decided_at: datetime
+    confidence: float | None
+    model_version: str | None
+    body: str  # canonical JSON of what was sent: the idempotency fingerprint
+
+
+@dataclass(frozen=True)
+class OutcomeIn:
+    """An outcome as the review tooling sent it, validated; refers to a decision one of two ways."""
+
+    disposition: Disposition
+    source: str
+    observed_at: datetime
+    decision_id: str | None = None
+    tenant: str | None = None
+    alert_id: str | None = None
+    reviewer: str | None = None

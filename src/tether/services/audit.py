@@ -1,0 +1,46 @@
+"""The audit trail: list with filters, verify the chain (optionally against a published head), head, export."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from tether.domain.audit import AuditEvent, ChainReport, verify_chain
+from tether.domain.errors import BadInput
+from tether.services.context import Context
+from tether.store.sql import AuditFilter, Tx
+
+_PAGE = 5_000
+
+
+def list_events(ctx: Context, filters: AuditFilter | None = None) -> list[AuditEvent]:
+    with ctx.db.transaction(write=False) as conn:
+        return Tx(conn).events(filters)
+
+
+def iter_events(ctx: Context, filters: AuditFilter | None = None) -> Iterator[AuditEvent]:
+    """Every matching event in seq order, page by page, so an export never holds the trail in memory."""
+    base = filters or AuditFilter()
+    after = 0
+    while True:
+        page = list_events(ctx, AuditFilter(base.slice_id, base.type, base.since, base.until, after, _PAGE))
+        yield from page
+        if len(page) < _PAGE:
+            return
+        after = page[-1].seq
+
+
+def head(ctx: Context) -> tuple[int, str]:
+    with ctx.db.transaction(write=False) as conn:
+        return Tx(conn).head()
+
+
+def parse_head(text: str) -> tuple[int, str]:
+    seq, sep, digest = text.partition(":")
+    if not sep or not seq.strip().isdigit() or len(digest.strip()) != 64:
+        raise BadInput.at("head", "must be SEQ:HASH, e.g. 42:3f1c...(64 hex digits)")
+    return int(seq), digest.strip().lower()
+
+
+def verify(ctx: Context, published_head: tuple[int, str] | None = None) -> ChainReport:
+    """Recompute the whole chain; a report naming the first bad seq when it does not hold."""
+    return verify_chain(iter_events(ctx), published_head)

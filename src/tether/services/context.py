@@ -1,0 +1,85 @@
+"""What every use case needs: the database, the clock, ids, dimensions and the gate's cached view."""
+
+from __future__ import annotations
+
+import random
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from tether.domain.errors import NotInitialised
+from tether.domain.gate import GateView
+from tether.domain.model import Actor, ActorType
+from tether.domain.policy import Policy, policy_from
+from tether.domain.scope import Dimensions
+from tether.store.engine import Database
+from tether.store.sql import Tx
+
+
+class Clock:
+    """The system clock."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class FixedClock(Clock):
+    """Virtual time: a moment that only moves when told to."""
+
+    moment: datetime
+
+    def now(self) -> datetime:
+        return self.moment
+
+    def advance(self, delta: timedelta) -> None:
+        self.moment = self.moment + delta
+
+
+@dataclass
+class Ids:
+    """New ids: random by default, reproducible from a seeded random.Random in the simulator."""
+
+    rng: random.Random | None = None
+
+    def new(self, prefix: str) -> str:
+        token = f"{self.rng.getrandbits(48):012x}" if self.rng is not None else secrets.token_hex(6)
+        return f"{prefix}_{token}"
+
+
+@dataclass
+class GateCache:
+    """The gate's in-memory view and when it was last known fresh."""
+
+    view: GateView | None = None
+    fresh_at: datetime | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class Context:
+    """The wiring every service function takes; built once by bootstrap.build."""
+
+    db: Database
+    clock: Clock
+    dims: Dimensions
+    actor: Actor
+    ids: Ids = field(default_factory=Ids)
+    gate: GateCache = field(default_factory=GateCache)
+    max_staleness: timedelta = timedelta(seconds=5)
+    on_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    def as_user(self, name: str) -> Context:
+        """The same wiring acting as another person."""
+        return Context(self.db, self.clock, self.dims, Actor(ActorType.USER, name), self.ids, self.gate,
+                       self.max_staleness, self.on_commit)
+
+    def require_initialised(self) -> None:
+        if not self.db.initialised():
+            raise NotInitialised("the database has no Tether schema: run `tether init` first")
+
+
+def global_policy(tx: Tx) -> Policy:
+    return policy_from(tx.policy_values())

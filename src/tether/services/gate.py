@@ -1,0 +1,62 @@
+"""The gate's view of slices and kill switches, kept fresh, and the read-only gate question."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from tether.domain.errors import BadInput
+from tether.domain.gate import GateView, safe_answer
+from tether.domain.model import Answer
+from tether.domain.scope import SEVERITY
+from tether.services.context import Context, global_policy
+from tether.store.sql import Tx
+
+
+def view_in(ctx: Context, tx: Tx) -> GateView:
+    """The current view, rebuilt inside this transaction if anything changed since it was built."""
+    version = tx.version()
+    cache = ctx.gate
+    with cache.lock:
+        view = cache.view
+        if view is None or view.version != version:
+            view = GateView.build(
+                ctx.dims,
+                tx.slices(),
+                tx.kill_switches(active_only=True),
+                tenants_start_in_shadow=global_policy(tx).tenants_start_in_shadow,
+                version=version,
+            )
+            cache.view = view
+        cache.fresh_at = ctx.clock.now()
+    return view
+
+
+def refresh(ctx: Context) -> GateView:
+    """Re-read the version (and the view when it changed)."""
+    with ctx.db.transaction(write=False) as conn:
+        return view_in(ctx, Tx(conn))
+
+
+def alert_of(raw: Mapping[str, object], ctx: Context) -> dict[str, str]:
+    """An alert's dimensions, severity mapped to its band; BadInput names a missing or bad field."""
+    alert: dict[str, str] = {}
+    for name in ctx.dims.names:
+        value = raw.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise BadInput.at(name, "field required")
+        alert[name] = ctx.dims.bands.band_of(value) if name == SEVERITY else str(value)
+    unknown = [k for k in raw if k not in ctx.dims.names]
+    if unknown:
+        raise BadInput.at(unknown[0], "unknown field")
+    return alert
+
+
+def gate(ctx: Context, raw_alert: Mapping[str, object]) -> Answer:
+    """Read-only: the mode an alert would get, and whether a close would be executed. Records nothing."""
+    alert = alert_of(raw_alert, ctx)
+    try:
+        refresh(ctx)
+    except Exception:  # the database is unreachable: answer from the cached view while it is fresh enough
+        pass
+    cache = ctx.gate
+    return safe_answer(cache.view, alert, fresh_at=cache.fresh_at, now=ctx.clock.now(), max_staleness=ctx.max_staleness)

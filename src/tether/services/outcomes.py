@@ -1,0 +1,158 @@
+"""record_outcomes: store what alerts really were and check rollback at once (DESIGN §4, §5)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.domain.errors import BadInput, TooLarge
+from tether.domain.evidence import bets_of, check_rollback, review_value
+from tether.domain.inputs import parse_outcome
+from tether.domain.model import LIVE_STATES, Disposition, OutcomeIn, Slice
+from tether.domain.policy import Policy
+from tether.services.context import Context
+from tether.services.decide import MAX_BATCH
+from tether.services.lifecycle import effective_policy, recount, roll_back_in
+from tether.store.sql import Grant, StoredDecision, Tx
+
+
+@dataclass(frozen=True)
+class OutcomesResult:
+    accepted: int
+    actions: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "actions": self.actions}
+
+
+@dataclass
+class _Latest:
+    """A decision's latest outcome while a batch is applied."""
+
+    disposition: str | None
+    source: str | None
+    first_review_seq: int | None
+
+
+def parse_batch(items: list[Any]) -> list[OutcomeIn]:
+    if len(items) > MAX_BATCH:
+        raise TooLarge(f"batch of {len(items)} outcomes is over the limit of {MAX_BATCH}")
+    parsed = []
+    for index, item in enumerate(items):
+        try:
+            parsed.append(parse_outcome(item))
+        except BadInput as exc:
+            raise exc.with_index(index) from None
+    return parsed
+
+
+def _resolve(tx: Tx, batch: list[OutcomeIn]) -> list[StoredDecision]:
+    """The decision each outcome names; an unknown one refuses the whole batch."""
+    by_id = tx.decisions_by_id([o.decision_id for o in batch if o.decision_id])
+    found: list[StoredDecision] = []
+    for index, o in enumerate(batch):
+        if o.decision_id is not None:
+            decision = by_id.get(o.decision_id)
+            if decision is None:
+                raise BadInput.at("decision_id", f"no recorded decision {o.decision_id!r}", index)
+        else:
+            assert o.tenant is not None and o.alert_id is not None
+            decision = tx.latest_decision_for_alert(o.tenant, o.alert_id)
+            if decision is None:
+                raise BadInput.at("alert_id", f"no recorded decision for {o.tenant}/{o.alert_id}", index)
+        found.append(decision)
+    return found
+
+
+class _Batch:
+    """The slices touched by one batch of outcomes, updated in memory and saved once."""
+
+    def __init__(self, ctx: Context, tx: Tx) -> None:
+        self.ctx, self.tx = ctx, tx
+        self.slices: dict[str, Slice] = {}
+        self.policies: dict[str, Policy] = {}
+        self.grants: dict[int, list[Grant]] = {}
+        self.actions: list[dict[str, Any]] = []
+
+    def slice(self, slice_id: str) -> tuple[Slice, Policy]:
+        if slice_id not in self.slices:
+            s = self.tx.slice(slice_id, lock=True)
+            assert s is not None
+            self.slices[slice_id] = s
+            self.policies[slice_id] = effective_policy(self.tx, s)
+        return self.slices[slice_id], self.policies[slice_id]
+
+    def apply(self, index: int, pk: int, before: _Latest, after: _Latest) -> None:
+        if pk not in self.grants:
+            self.grants[pk] = self.tx.grants_of(pk)
+        for grant in self.grants[pk]:
+            if not grant.executed:
+                continue
+            s, policy = self.slice(grant.slice_id)
+            if s.attempt != grant.attempt:
+                continue  # evidence of an earlier attempt
+            s = _count(self.tx, s, policy, before, after)
+            self.slices[s.id] = s
+            if s.state in LIVE_STATES:
+                judgement = check_rollback(s, policy)
+                if judgement is not None:
+                    s, kill = roll_back_in(self.ctx, self.tx, s, policy, judgement)
+                    self.slices[s.id] = s
+                    self.actions.append(
+                        {
+                            "action": "rollback",
+                            "slice_id": s.id,
+                            "scope": s.scope.text,
+                            "kill_switch_id": kill.id,
+                            "trigger": (judgement.trigger.value if judgement.trigger else None),
+                            "reasons": list(judgement.reasons),
+                            "index": index,
+                        }
+                    )
+
+    def save(self) -> None:
+        for s in self.slices.values():
+            self.tx.save_slice(s)
+
+
+def _count(tx: Tx, s: Slice, policy: Policy, before: _Latest, after: _Latest) -> Slice:
+    """The slice's counters after a decision's latest outcome changed from `before` to `after`."""
+    tp = Disposition.TRUE_POSITIVE.value
+    missed = s.counters.missed_tp - (before.disposition == tp) + (after.disposition == tp)
+    old = review_value(before.disposition, before.source)
+    new = review_value(after.disposition, after.source)
+    counters = dataclasses.replace(s.counters, missed_tp=missed)
+    if old is None and new is not None and before.first_review_seq is None:
+        counters = dataclasses.replace(counters, reviews=counters.reviews.update(new, bets_of(policy)))
+    elif old != new or (new is not None and before.first_review_seq is None):
+        return recount(tx, s, policy)  # a correction replaces a value in place: replay the stream
+    return dataclasses.replace(s, counters=counters)
+
+
+def record_outcomes(ctx: Context, items: list[Any]) -> OutcomesResult:
+    """Record a batch of outcomes, all or nothing; a rollback they trigger happens in the same transaction."""
+    batch = parse_batch(items)
+    now = ctx.clock.now()
+    with ctx.db.transaction(write=True) as conn:
+        tx = Tx(conn)
+        decisions = _resolve(tx, batch)
+        latest: dict[int, _Latest] = {}
+        work = _Batch(ctx, tx)
+        for index, (o, d) in enumerate(zip(batch, decisions, strict=True)):
+            before = latest.get(d.pk) or _Latest(d.out_disposition, d.out_source, d.first_review_seq)
+            first_review = o.source == "review" and before.first_review_seq is None
+            values = {
+                "disposition": o.disposition.value,
+                "source": o.source,
+                "reviewer": o.reviewer,
+                "observed_at": o.observed_at,
+                "recorded_at": now,
+            }
+            seq = tx.insert_outcome(d.pk, values, first_review)
+            after = _Latest(o.disposition.value, o.source, seq if first_review else before.first_review_seq)
+            latest[d.pk] = after
+            if d.answer.execute:
+                work.apply(index, d.pk, before, after)
+        work.save()
+    return OutcomesResult(len(batch), work.actions)

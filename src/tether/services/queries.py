@@ -1,0 +1,84 @@
+"""Read models: the slice object of DESIGN §7 with its evidence, shadow evidence and verdict."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tether.domain.errors import NotFound
+from tether.domain.evidence import Judgement, judge
+from tether.domain.evidence import Action as _Action
+from tether.domain.evidence import evidence_dict
+from tether.domain.model import LIVE_STATES, KillSwitch, Slice, SliceState
+from tether.domain.policy import Policy
+from tether.domain.shadow import go_live_unmet
+from tether.domain.timefmt import iso
+from tether.services.context import Context
+from tether.services.lifecycle import effective_policy, shadow_of
+from tether.store.sql import Tx
+
+
+def _verdict(tx: Tx, s: Slice, policy: Policy, now: datetime, shadow_unmet: list[str]) -> Judgement:
+    if s.state in LIVE_STATES:
+        return judge(s, policy, now)
+    if s.state is SliceState.ROLLED_BACK:
+        when = iso(s.rolled_back_at)
+        return Judgement(_Action.CONTINUE, (f"rolled back at {when}; reset the slice to start a new attempt",))
+    if shadow_unmet:
+        return Judgement(_Action.CONTINUE, ("shadow; not ready for canary", *shadow_unmet))
+    return Judgement(_Action.CONTINUE, ("shadow; go-live criteria met: ready for canary",))
+
+
+def slice_view(tx: Tx, s: Slice, now: datetime) -> dict[str, Any]:
+    policy = effective_policy(tx, s)
+    shadow = shadow_of(tx, s, policy, now)
+    unmet = go_live_unmet(shadow, policy)
+    return {
+        "id": s.id,
+        "scope": s.scope.text,
+        "state": s.state.value,
+        "attempt": s.attempt,
+        "created_at": iso(s.created_at),
+        "canary_started_at": iso(s.canary_started_at),
+        "promoted_at": iso(s.promoted_at),
+        "rolled_back_at": iso(s.rolled_back_at),
+        "held_at": iso(s.held_at),
+        "kill_switch_id": s.kill_switch_id,
+        "evidence": evidence_dict(s, policy, now),
+        "shadow": shadow.to_dict(),
+        "verdict": _verdict(tx, s, policy, now, unmet).to_dict(),
+        "policy_overrides": s.policy_overrides,
+        "policy": policy.to_dict(),
+    }
+
+
+def get_slice(ctx: Context, slice_id: str) -> dict[str, Any]:
+    with ctx.db.transaction(write=False) as conn:
+        tx = Tx(conn)
+        s = tx.slice(slice_id)
+        if s is None:
+            raise NotFound(f"no slice {slice_id!r}")
+        return slice_view(tx, s, ctx.clock.now())
+
+
+def view_of(ctx: Context, s: Slice) -> dict[str, Any]:
+    """The slice object for a slice a command just returned."""
+    with ctx.db.transaction(write=False) as conn:
+        return slice_view(Tx(conn), s, ctx.clock.now())
+
+
+def list_slices(ctx: Context, state: str | None = None, tenant: str | None = None) -> list[dict[str, Any]]:
+    with ctx.db.transaction(write=False) as conn:
+        tx = Tx(conn)
+        now = ctx.clock.now()
+        chosen = [
+            s
+            for s in tx.slices()
+            if (state is None or s.state.value == state) and (tenant is None or s.scope.value("tenant") == tenant)
+        ]
+        return [slice_view(tx, s, now) for s in chosen]
+
+
+def list_kill_switches(ctx: Context, active_only: bool = False) -> list[KillSwitch]:
+    with ctx.db.transaction(write=False) as conn:
+        return Tx(conn).kill_switches(active_only=active_only)

@@ -1,0 +1,1 @@
+"""Proportion estimators and tests: Wilson intervals, betting e-processes, Wald's SPRT. Pure."""

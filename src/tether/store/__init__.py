@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy Core tables, Alembic migrations and the SQL store for SQLite and PostgreSQL."""

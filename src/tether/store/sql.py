@@ -1,0 +1,446 @@
+"""The SQL store: rows <-> domain objects, one transaction at a time, for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, case, func, insert, select, update
+
+from tether.domain.audit import GENESIS, AuditEvent, event_hash
+from tether.domain.model import (
+    Actor,
+    ActorType,
+    Answer,
+    Counters,
+    KillSwitch,
+    Mode,
+    Slice,
+    SliceState,
+)
+from tether.domain.scope import Scope
+from tether.domain.timefmt import iso
+from tether.stats.sequential import EProcess
+from tether.store import tables as t
+
+_VERSION_KEY = "gate_version"
+_HEAD_KEY = "audit_head"
+_POLICY_KEY = "policy"
+
+
+def scope_from_text(text: str) -> Scope:
+    """A stored canonical scope back into pairs (stored text is already canonical)."""
+    if not text:
+        return Scope()
+    return Scope(tuple(tuple(p.split("=", 1)) for p in text.split(",")))  # type: ignore[misc]
+
+
+def _actor(text: str | None) -> Actor | None:
+    if text is None:
+        return None
+    raw = json.loads(text)
+    return Actor(ActorType(raw["type"]), raw["id"], raw.get("name"))
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    pk: int
+    decision_id: str
+    body: str
+    answer: Answer
+    verdict: str
+    out_disposition: str | None
+    out_source: str | None
+    first_review_seq: int | None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A decision's place in a slice's evidence."""
+
+    slice_id: str
+    attempt: int
+    executed: bool
+
+
+@dataclass(frozen=True)
+class OutcomeRow:
+    decision_pk: int
+    seq: int
+    disposition: str
+    source: str
+
+
+@dataclass(frozen=True)
+class ShadowRow:
+    dims: dict[str, str]
+    verdict: str
+    disposition: str | None
+
+
+class Tx:
+    """One open transaction with typed reads and writes."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # meta ------------------------------------------------------------------
+    def _meta(self, key: str, lock: bool = False) -> str | None:
+        query = select(t.meta.c.value).where(t.meta.c.key == key)
+        if lock:
+            query = query.with_for_update()
+        return self.conn.execute(query).scalar_one_or_none()
+
+    def _set_meta(self, key: str, value: str) -> None:
+        done = self.conn.execute(update(t.meta).where(t.meta.c.key == key).values(value=value))
+        if done.rowcount == 0:
+            self.conn.execute(insert(t.meta).values(key=key, value=value))
+
+    def version(self) -> int:
+        return int(self._meta(_VERSION_KEY) or 0)
+
+    def bump_version(self) -> int:
+        """Mark the gate's view stale: slices, kill switches or the policy changed."""
+        version = int(self._meta(_VERSION_KEY, lock=True) or 0) + 1
+        self._set_meta(_VERSION_KEY, str(version))
+        return version
+
+    def policy_values(self) -> dict[str, Any]:
+        return dict(json.loads(self._meta(_POLICY_KEY) or "{}"))
+
+    def set_policy_values(self, values: dict[str, Any]) -> None:
+        self._set_meta(_POLICY_KEY, json.dumps(values, sort_keys=True))
+
+    # slices ----------------------------------------------------------------
+    @staticmethod
+    def _slice(row: Row[Any]) -> Slice:
+        m = row._mapping
+        return Slice(
+            id=m["id"],
+            scope=scope_from_text(m["scope"]),
+            state=SliceState(m["state"]),
+            attempt=m["attempt"],
+            created_at=m["created_at"],
+            canary_started_at=m["canary_started_at"],
+            promoted_at=m["promoted_at"],
+            rolled_back_at=m["rolled_back_at"],
+            held_at=m["held_at"],
+            kill_switch_id=m["kill_switch_id"],
+            policy_overrides=json.loads(m["policy_overrides"]),
+            counters=Counters(
+                m["ev_decisions"],
+                m["ev_executed"],
+                m["ev_missed_tp"],
+                EProcess(m["ev_correct"], m["ev_incorrect"], m["ev_log_e_rb"], m["ev_log_e_pr"]),
+            ),
+        )
+
+    @staticmethod
+    def _slice_row(s: Slice) -> dict[str, Any]:
+        c = s.counters
+        return {
+            "id": s.id,
+            "scope": s.scope.text,
+            "state": s.state.value,
+            "attempt": s.attempt,
+            "created_at": s.created_at,
+            "canary_started_at": s.canary_started_at,
+            "promoted_at": s.promoted_at,
+            "rolled_back_at": s.rolled_back_at,
+            "held_at": s.held_at,
+            "kill_switch_id": s.kill_switch_id,
+            "policy_overrides": json.dumps(s.policy_overrides, sort_keys=True),
+            "ev_decisions": c.decisions,
+            "ev_executed": c.executed,
+            "ev_missed_tp": c.missed_tp,
+            "ev_correct": c.reviews.correct,
+            "ev_incorrect": c.reviews.incorrect,
+            "ev_log_e_rb": c.reviews.log_e_rb,
+            "ev_log_e_pr": c.reviews.log_e_pr,
+        }
+
+    def slices(self, ids: Iterable[str] | None = None, lock: bool = False) -> list[Slice]:
+        query = select(t.slices).order_by(t.slices.c.created_at, t.slices.c.id)
+        if ids is not None:
+            query = query.where(t.slices.c.id.in_(list(ids)))
+        if lock:
+            query = query.with_for_update()
+        return [self._slice(r) for r in self.conn.execute(query)]
+
+    def slice(self, slice_id: str, lock: bool = False) -> Slice | None:
+        found = self.slices([slice_id], lock=lock)
+        return found[0] if found else None
+
+    def slice_by_scope(self, scope: Scope) -> Slice | None:
+        row = self.conn.execute(select(t.slices).where(t.slices.c.scope == scope.text)).first()
+        return self._slice(row) if row else None
+
+    def insert_slice(self, s: Slice) -> None:
+        self.conn.execute(insert(t.slices).values(**self._slice_row(s)))
+
+    def save_slice(self, s: Slice) -> None:
+        row = self._slice_row(s)
+        self.conn.execute(update(t.slices).where(t.slices.c.id == s.id).values(**row))
+
+    def add_decision_counts(self, counts: dict[str, tuple[int, int]]) -> None:
+        """Add (decisions, executed) to each slice's counters."""
+        for slice_id, (n, executed) in counts.items():
+            self.conn.execute(
+                update(t.slices)
+                .where(t.slices.c.id == slice_id)
+                .values(ev_decisions=t.slices.c.ev_decisions + n, ev_executed=t.slices.c.ev_executed + executed)
+            )
+
+    # kill switches ---------------------------------------------------------
+    @staticmethod
+    def _kill(row: Row[Any]) -> KillSwitch:
+        m = row._mapping
+        activated_by = _actor(m["activated_by"])
+        assert activated_by is not None
+        return KillSwitch(
+            id=m["id"],
+            scope=scope_from_text(m["scope"]),
+            reason=m["reason"],
+            active=bool(m["active"]),
+            activated_by=activated_by,
+            activated_at=m["activated_at"],
+            deactivated_by=_actor(m["deactivated_by"]),
+            deactivated_at=m["deactivated_at"],
+            slice_id=m["slice_id"],
+        )
+
+    def kill_switches(self, active_only: bool = False) -> list[KillSwitch]:
+        query = select(t.kill_switches).order_by(t.kill_switches.c.activated_at, t.kill_switches.c.id)
+        if active_only:
+            query = query.where(t.kill_switches.c.active.is_(True))
+        return [self._kill(r) for r in self.conn.execute(query)]
+
+    def kill_switch(self, kill_id: str) -> KillSwitch | None:
+        row = self.conn.execute(select(t.kill_switches).where(t.kill_switches.c.id == kill_id)).first()
+        return self._kill(row) if row else None
+
+    def insert_kill_switch(self, k: KillSwitch) -> None:
+        self.conn.execute(
+            insert(t.kill_switches).values(
+                id=k.id,
+                scope=k.scope.text,
+                reason=k.reason,
+                active=k.active,
+                activated_by=json.dumps(k.activated_by.to_dict()),
+                activated_at=k.activated_at,
+                slice_id=k.slice_id,
+            )
+        )
+
+    def deactivate_kill_switch(self, k: KillSwitch, reason: str) -> None:
+        assert k.deactivated_by is not None
+        self.conn.execute(
+            update(t.kill_switches)
+            .where(t.kill_switches.c.id == k.id)
+            .values(
+                active=False,
+                deactivated_by=json.dumps(k.deactivated_by.to_dict()),
+                deactivated_at=k.deactivated_at,
+                deactivate_reason=reason,
+            )
+        )
+
+    # decisions -------------------------------------------------------------
+    @staticmethod
+    def _stored(row: Row[Any]) -> StoredDecision:
+        m = row._mapping
+        answer = Answer(
+            Mode(m["mode"]), bool(m["execute"]), tuple(json.loads(m["slice_ids"])), m["reason"], m["kill_switch_id"]
+        )
+        return StoredDecision(
+            m["pk"],
+            m["decision_id"],
+            m["body"],
+            answer,
+            m["verdict"],
+            m["out_disposition"],
+            m["out_source"],
+            m["first_review_seq"],
+        )
+
+    def decisions_by_id(self, decision_ids: Sequence[str]) -> dict[str, StoredDecision]:
+        found: dict[str, StoredDecision] = {}
+        for start in range(0, len(decision_ids), 500):
+            chunk = list(decision_ids[start : start + 500])
+            for row in self.conn.execute(select(t.decisions).where(t.decisions.c.decision_id.in_(chunk))):
+                stored = self._stored(row)
+                found[stored.decision_id] = stored
+        return found
+
+    def latest_decision_for_alert(self, tenant: str, alert_id: str) -> StoredDecision | None:
+        row = self.conn.execute(
+            select(t.decisions)
+            .where(and_(t.decisions.c.tenant == tenant, t.decisions.c.alert_id == alert_id))
+            .order_by(t.decisions.c.decided_at.desc(), t.decisions.c.pk.desc())
+            .limit(1)
+        ).first()
+        return self._stored(row) if row else None
+
+    def insert_decisions(self, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert decision rows (in order) and return their primary keys, in the same order."""
+        if not rows:
+            return []
+        result = self.conn.execute(
+            insert(t.decisions).returning(t.decisions.c.pk, sort_by_parameter_order=True), rows
+        )
+        return [r[0] for r in result]
+
+    def insert_grants(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.conn.execute(insert(t.decision_slices), rows)
+
+    def grants_of(self, decision_pk: int) -> list[Grant]:
+        rows = self.conn.execute(
+            select(t.decision_slices.c.slice_id, t.decision_slices.c.attempt, t.decision_slices.c.executed).where(
+                t.decision_slices.c.decision_pk == decision_pk
+            )
+        )
+        return [Grant(r.slice_id, r.attempt, bool(r.executed)) for r in rows]
+
+    # outcomes --------------------------------------------------------------
+    def insert_outcome(self, decision_pk: int, values: dict[str, Any], first_review: bool) -> int:
+        seq = self.conn.execute(insert(t.outcomes).values(decision_pk=decision_pk, **values)).inserted_primary_key
+        assert seq is not None
+        number = int(seq[0])
+        cache: dict[str, Any] = {
+            "out_disposition": values["disposition"],
+            "out_source": values["source"],
+            "out_seq": number,
+        }
+        if first_review:
+            cache["first_review_seq"] = number
+        self.conn.execute(update(t.decisions).where(t.decisions.c.pk == decision_pk).values(**cache))
+        return number
+
+    def attempt_history(self, slice_id: str, attempt: int) -> tuple[int, int, list[OutcomeRow]]:
+        """From the source of truth: (decisions, executed, outcomes of executed decisions by seq)."""
+        ds = t.decision_slices
+        counts = self.conn.execute(
+            select(func.count(), func.coalesce(func.sum(case((ds.c.executed.is_(True), 1), else_=0)), 0)).where(
+                and_(ds.c.slice_id == slice_id, ds.c.attempt == attempt)
+            )
+        ).one()
+        rows = self.conn.execute(
+            select(t.outcomes.c.decision_pk, t.outcomes.c.seq, t.outcomes.c.disposition, t.outcomes.c.source)
+            .join(ds, ds.c.decision_pk == t.outcomes.c.decision_pk)
+            .where(and_(ds.c.slice_id == slice_id, ds.c.attempt == attempt, ds.c.executed.is_(True)))
+            .order_by(t.outcomes.c.seq)
+        )
+        history = [OutcomeRow(r.decision_pk, r.seq, r.disposition, r.source) for r in rows]
+        return int(counts[0]), int(counts[1]), history
+
+    def shadow_rows(self, since: datetime, tenant: str | None) -> list[ShadowRow]:
+        """Decisions answered shadow (not killed) decided since a moment, optionally of one tenant."""
+        d = t.decisions
+        query = select(d.c.dims, d.c.verdict, d.c.out_disposition).where(
+            and_(d.c.mode == Mode.SHADOW.value, d.c.decided_at >= since)
+        )
+        if tenant is not None:
+            query = query.where(d.c.tenant == tenant)
+        return [ShadowRow(json.loads(r.dims), r.verdict, r.out_disposition) for r in self.conn.execute(query)]
+
+    # audit -----------------------------------------------------------------
+    def append_event(self, at: datetime, type_: str, actor: Actor, about: EventSubject) -> AuditEvent:
+        """Append one event to the chain; the head row's lock keeps the chain linear."""
+        head = self._meta(_HEAD_KEY, lock=True)
+        seq, prev = (int(head.split(":")[0]), head.split(":")[1]) if head else (0, GENESIS)
+        body = {
+            "seq": seq + 1,
+            "at": iso(at),
+            "type": type_,
+            "actor": actor.to_dict(),
+            "slice_id": about.slice_id,
+            "scope": about.scope,
+            "payload": about.payload,
+        }
+        digest = event_hash(prev, body)
+        self.conn.execute(
+            insert(t.audit_events).values(
+                seq=seq + 1,
+                at=body["at"],
+                type=type_,
+                actor=json.dumps(body["actor"], sort_keys=True),
+                slice_id=body["slice_id"],
+                scope=body["scope"],
+                payload=json.dumps(about.payload, sort_keys=True),
+                prev_hash=prev,
+                hash=digest,
+            )
+        )
+        self._set_meta(_HEAD_KEY, f"{seq + 1}:{digest}")
+        return AuditEvent(
+            seq + 1, str(body["at"]), type_, body["actor"], about.slice_id, about.scope, about.payload, prev, digest
+        )
+
+    @staticmethod
+    def _event(row: Row[Any]) -> AuditEvent:
+        m = row._mapping
+        return AuditEvent(
+            m["seq"],
+            m["at"],
+            m["type"],
+            json.loads(m["actor"]),
+            m["slice_id"],
+            m["scope"],
+            json.loads(m["payload"]),
+            m["prev_hash"],
+            m["hash"],
+        )
+
+    def events(self, filters: AuditFilter | None = None) -> list[AuditEvent]:
+        e = t.audit_events
+        query = select(e).order_by(e.c.seq)
+        f = filters or AuditFilter()
+        if f.slice_id is not None:
+            query = query.where(e.c.slice_id == f.slice_id)
+        if f.type is not None:
+            query = query.where(e.c.type == f.type)
+        if f.since is not None:
+            query = query.where(e.c.at >= iso(f.since))
+        if f.until is not None:
+            query = query.where(e.c.at < iso(f.until))
+        if f.after_seq is not None:
+            query = query.where(e.c.seq > f.after_seq)
+        if f.limit is not None:
+            query = query.limit(f.limit)
+        return [self._event(r) for r in self.conn.execute(query)]
+
+    def head(self) -> tuple[int, str]:
+        row = self.conn.execute(
+            select(t.audit_events.c.seq, t.audit_events.c.hash).order_by(t.audit_events.c.seq.desc()).limit(1)
+        ).first()
+        return (int(row.seq), str(row.hash)) if row else (0, GENESIS)
+
+    # tokens ----------------------------------------------------------------
+    def insert_token(self, row: dict[str, Any]) -> None:
+        self.conn.execute(insert(t.tokens).values(**row))
+
+    def token_count(self) -> int:
+        return int(self.conn.execute(select(func.count()).select_from(t.tokens)).scalar_one())
+
+
+@dataclass(frozen=True)
+class EventSubject:
+    """What an audit event is about: a slice and/or a scope, and its payload."""
+
+    slice_id: str | None
+    scope: str | None
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    slice_id: str | None = None
+    type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    after_seq: int | None = None
+    limit: int | None = None
