@@ -79,6 +79,10 @@ class TooLarge(TetherError):
 class ReplayConflict(TetherError):
     """A decision_id already recorded with a different body."""
 
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+
 
 class Refused(TetherError):
     """A well-formed request that the current state or the rules turn down."""

@@ -50,7 +50,9 @@ def parse_batch(items: list[Any], ctx: Context) -> list[DecisionIn]:
             raise exc.with_index(index) from None
         earlier = first_body.setdefault(decision.decision_id, decision.body)
         if earlier != decision.body:
-            raise ReplayConflict(f"item {index}: decision_id {decision.decision_id!r} repeated with a different body")
+            raise ReplayConflict(
+                f"item {index}: decision_id: {decision.decision_id!r} repeated with a different body", index
+            )
         parsed.append(decision)
     return parsed
 
@@ -65,11 +67,13 @@ def decide(ctx: Context, items: list[Any]) -> list[DecisionAnswer]:
         fresh: list[tuple[DecisionIn, Answer]] = []
         view = view_in(ctx, tx)
         now = ctx.clock.now()
-        for d in batch:
+        for index, d in enumerate(batch):
             stored = known.get(d.decision_id)
             if stored is not None:
                 if stored.body != d.body:
-                    raise ReplayConflict(f"decision_id {d.decision_id!r} was recorded with a different body")
+                    raise ReplayConflict(
+                        f"item {index}: decision_id: {d.decision_id!r} was recorded with a different body", index
+                    )
                 answers[d.decision_id] = stored.answer
             elif d.decision_id not in answers:
                 gate_answer = safe_answer(view, d.alert, fresh_at=now, now=now, max_staleness=ctx.max_staleness)

@@ -1,0 +1,1 @@
+"""The `tether` command line: each command parses, calls one service, renders."""

@@ -1,0 +1,469 @@
+"""The `tether` typer app: parse, call one service, render; errors become one line and an exit code."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+
+from tether import config
+from tether.bootstrap import build
+from tether.cli import render
+from tether.cli.files import locate, read_jsonl
+from tether.domain.errors import BadInput, Refused, TetherError
+from tether.domain.policy import parse_assignments
+from tether.domain.timefmt import parse_time
+from tether.domain.views import kill_switch_dict
+from tether.services import audit, decide, evaluate, gate, kills, lifecycle, outcomes, policy, queries, setup
+from tether.services.context import Context
+from tether.store.sql import AuditFilter
+
+app = typer.Typer(help="Tether: progressive autonomy for AI triage agents.", no_args_is_help=True, add_completion=False)
+slice_app = typer.Typer(help="Slices: scopes whose autonomy Tether manages.", no_args_is_help=True)
+canary_app = typer.Typer(help="Canaries: start, promote (forced), roll back.", no_args_is_help=True)
+kill_app = typer.Typer(help="Kill switches: stop autonomy on a scope at once.", no_args_is_help=True)
+policy_app = typer.Typer(help="The global rollout policy.", no_args_is_help=True)
+ingest_app = typer.Typer(help="Ingest decisions or outcomes from JSON-lines files.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+for sub, name in (
+    (slice_app, "slice"),
+    (canary_app, "canary"),
+    (kill_app, "kill"),
+    (policy_app, "policy"),
+    (ingest_app, "ingest"),
+    (audit_app, "audit"),
+):
+    app.add_typer(sub, name=name)
+
+Db = Annotated[str | None, typer.Option("--db", help="Database URL (else TETHER_DATABASE_URL, else ./tether.db).")]
+Json = Annotated[bool, typer.Option("--json", help="Print the JSON the HTTP API answers.")]
+As = Annotated[str | None, typer.Option("--as", help="Act as this person (else TETHER_ACTOR, else the login).")]
+Reason = Annotated[str, typer.Option("--reason", help="Why: recorded in the audit trail.")]
+
+
+@dataclass
+class _Global:
+    db: str | None = None
+    actor: str | None = None
+
+
+_GLOBAL = _Global()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _exit_code(exc: TetherError) -> int:
+    return 1 if isinstance(exc, Refused) else 2
+
+
+def handled(fn: F) -> F:
+    """Map Tether's errors to one line on stderr and exit 1 (refused) or 2 (bad input)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TetherError as exc:
+            typer.echo(f"error: {exc.message}", err=True)
+            raise typer.Exit(_exit_code(exc)) from None
+        except SQLAlchemyError as exc:
+            first = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+            typer.echo(f"error: database: {first}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _ctx(db: str | None, actor: str | None = None, now: str | None = None, require_init: bool = True) -> Context:
+    settings = config.from_env(db=db or _GLOBAL.db, actor=actor or _GLOBAL.actor, now=now)
+    ctx = build(settings)
+    if require_init:
+        ctx.require_initialised()
+    return ctx
+
+
+def _out(as_json: bool, data: Any, human: Callable[[], None]) -> None:
+    if as_json:
+        render.print_json(data)
+    else:
+        human()
+
+
+@app.callback()
+def main(db: Db = None, actor: As = None) -> None:
+    """Tether decides, alert by alert, whether an AI triage agent's decision may be executed."""
+    _GLOBAL.db, _GLOBAL.actor = db, actor
+
+
+@app.command("init")
+@handled
+def init_cmd(db: Db = None, as_json: Json = False) -> None:
+    """Create or migrate the schema; on a fresh database print the first admin token (once)."""
+    result = setup.init(_ctx(db, require_init=False))
+    data = {"initialised": True, "token": result.created_token, "token_id": result.token_id}
+
+    def human() -> None:
+        render.console.print("database ready.")
+        if result.created_token:
+            render.console.print(f"first admin token ({result.token_id}), shown once: {result.created_token}")
+
+    _out(as_json, data, human)
+
+
+def _show_slice(ctx: Context, s: Any, as_json: bool) -> None:
+    view = queries.view_of(ctx, s)
+    _out(as_json, view, lambda: render.slice_detail(view))
+
+
+def _policy_file(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    import json
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadInput.at("policy-file", f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+        return parse_assignments(lines)
+    if not isinstance(data, dict):
+        raise BadInput.at("policy-file", "must hold a JSON object of policy fields")
+    return data
+
+
+@slice_app.command("create")
+@handled
+def slice_create(
+    scope: Annotated[str, typer.Option("--scope", help="e.g. tenant=acme,rule_family=phishing")],
+    policy_file: Annotated[Path | None, typer.Option("--policy-file", help="JSON object of policy overrides")] = None,
+    db: Db = None,
+    actor: As = None,
+    as_json: Json = False,
+) -> None:
+    """Create a slice in shadow for a scope."""
+    ctx = _ctx(db, actor)
+    _show_slice(ctx, lifecycle.create_slice(ctx, scope, _policy_file(policy_file)), as_json)
+
+
+@slice_app.command("list")
+@handled
+def slice_list(
+    state: Annotated[str | None, typer.Option("--state", help="Only slices in this state.")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only slices naming this tenant.")] = None,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """List slices with their evidence."""
+    slices = queries.list_slices(_ctx(db), state, tenant)
+    _out(as_json, {"slices": slices}, lambda: render.slices_table(slices))
+
+
+@slice_app.command("show")
+@handled
+def slice_show(slice_id: str, db: Db = None, as_json: Json = False) -> None:
+    """Show one slice: state, evidence with its interval, shadow evidence, verdict."""
+    view = queries.get_slice(_ctx(db), slice_id)
+    _out(as_json, view, lambda: render.slice_detail(view))
+
+
+@slice_app.command("policy")
+@handled
+def slice_policy(
+    slice_id: str,
+    assignments: Annotated[list[str], typer.Option("--set", help="field=value; repeatable")],
+    db: Db = None,
+    actor: As = None,
+    as_json: Json = False,
+) -> None:
+    """Override policy fields for one slice."""
+    ctx = _ctx(db, actor)
+    _show_slice(ctx, lifecycle.set_slice_policy(ctx, slice_id, parse_assignments(assignments)), as_json)
+
+
+@slice_app.command("reset")
+@handled
+def slice_reset(slice_id: str, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False) -> None:
+    """Return a rolled-back slice to shadow and release its kill switch."""
+    ctx = _ctx(db, actor)
+    _show_slice(ctx, lifecycle.reset(ctx, slice_id, reason), as_json)
+
+
+@canary_app.command("start")
+@handled
+def canary_start(
+    slice_id: str,
+    signed_off_by: Annotated[str | None, typer.Option("--signed-off-by", help="Who signs off.")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why.")] = None,
+    if_ready: Annotated[bool, typer.Option("--if-ready", help="Start only if go-live criteria hold.")] = False,
+    override_cooldown: Annotated[
+        bool, typer.Option("--override-cooldown", help="Start before the cool-down ends (needs --reason).")
+    ] = False,
+    db: Db = None,
+    actor: As = None,
+    as_json: Json = False,
+) -> None:
+    """Start a canary: on the go-live criteria (--if-ready) or an explicit sign-off."""
+    ctx = _ctx(db, actor)
+    s = lifecycle.start_canary(
+        ctx,
+        slice_id,
+        signed_off_by=signed_off_by,
+        reason=reason,
+        if_ready=if_ready,
+        override_cooldown=override_cooldown,
+    )
+    _show_slice(ctx, s, as_json)
+
+
+@canary_app.command("promote")
+@handled
+def canary_promote(slice_id: str, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False) -> None:
+    """Force a promotion (admin), with a reason."""
+    ctx = _ctx(db, actor)
+    _show_slice(ctx, lifecycle.promote(ctx, slice_id, reason), as_json)
+
+
+@canary_app.command("rollback")
+@handled
+def canary_rollback(slice_id: str, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False) -> None:
+    """Roll a canary or active slice back now; its scope is killed."""
+    ctx = _ctx(db, actor)
+    _show_slice(ctx, lifecycle.roll_back(ctx, slice_id, reason), as_json)
+
+
+@kill_app.command("activate")
+@handled
+def kill_activate(
+    scope: Annotated[str, typer.Option("--scope", help="Scope to kill; empty kills everything.")],
+    reason: Reason,
+    db: Db = None,
+    actor: As = None,
+    as_json: Json = False,
+) -> None:
+    """Activate a kill switch: no autonomy on the scope, effective at once."""
+    k = kill_switch_dict(kills.activate(_ctx(db, actor), scope, reason))
+    _out(as_json, k, lambda: render.console.print(f"kill switch {k['id']} active on {k['scope'] or '(everything)'}"))
+
+
+@kill_app.command("deactivate")
+@handled
+def kill_deactivate(kill_id: str, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False) -> None:
+    """Deactivate a kill switch (a rollback's switch is released by `slice reset`)."""
+    k = kill_switch_dict(kills.deactivate(_ctx(db, actor), kill_id, reason))
+    _out(as_json, k, lambda: render.console.print(f"kill switch {k['id']} deactivated"))
+
+
+@kill_app.command("list")
+@handled
+def kill_list(
+    active: Annotated[bool, typer.Option("--active", help="Only active switches.")] = False,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """List kill switches, active and past."""
+    found = [kill_switch_dict(k) for k in queries.list_kill_switches(_ctx(db), active)]
+    _out(as_json, {"kill_switches": found}, lambda: render.kill_table(found))
+
+
+@app.command("gate")
+@handled
+def gate_cmd(
+    tenant: Annotated[str, typer.Option("--tenant")],
+    severity: Annotated[str, typer.Option("--severity", help="A word or a number 0-100.")],
+    rule_family: Annotated[str, typer.Option("--rule-family")],
+    data_source: Annotated[str, typer.Option("--data-source")],
+    dim: Annotated[list[str] | None, typer.Option("--dim", help="name=value for extra dimensions")] = None,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """Ask the gate (read-only): which mode would this alert get?"""
+    alert: dict[str, object] = {
+        "tenant": tenant, "severity": severity, "rule_family": rule_family, "data_source": data_source,
+    }
+    for item in dim or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise BadInput.at("dim", f"{item!r} is not name=value")
+        alert[name.strip()] = value.strip()
+    ctx = _ctx(db)
+    answer = decide.DecisionAnswer("", gate.gate(ctx, alert)).to_dict()
+    del answer["decision_id"]
+    _out(as_json, answer, lambda: render.console.print(render.answer_line(answer)))
+
+
+@ingest_app.command("decisions")
+@handled
+def ingest_decisions(file: Path, db: Db = None, as_json: Json = False) -> None:
+    """Resolve and record the agent's decisions from a JSON-lines file (all or nothing)."""
+    items, lines = read_jsonl(file)
+    ctx = _ctx(db)
+    try:
+        answers = [a.to_dict() for a in decide.decide(ctx, items)]
+    except TetherError as exc:
+        raise locate(exc, lines) from None
+
+    def human() -> None:
+        executed = sum(a["execute"] for a in answers)
+        render.console.print(f"{len(answers)} decisions recorded, {executed} to execute")
+        for a in answers:
+            render.console.print("  " + render.answer_line(a))
+
+    _out(as_json, {"results": answers}, human)
+
+
+@ingest_app.command("outcomes")
+@handled
+def ingest_outcomes(file: Path, db: Db = None, as_json: Json = False) -> None:
+    """Record outcomes from a JSON-lines file; rollbacks they trigger happen at once."""
+    items, lines = read_jsonl(file)
+    ctx = _ctx(db)
+    try:
+        result = outcomes.record_outcomes(ctx, items).to_dict()
+    except TetherError as exc:
+        raise locate(exc, lines) from None
+
+    def human() -> None:
+        render.console.print(f"{result['accepted']} outcomes recorded")
+        for action in result["actions"]:
+            render.console.print(f"  ROLLBACK {action['slice_id']} ({action['scope']}): {'; '.join(action['reasons'])}")
+
+    _out(as_json, result, human)
+
+
+@app.command("evaluate")
+@handled
+def evaluate_cmd(
+    now: Annotated[str | None, typer.Option("--now", help="Evaluate at this RFC 3339 time.")] = None,
+    recompute: Annotated[bool, typer.Option("--recompute", help="Rebuild counters; report differences.")] = False,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """Promote, roll back or hold every slice in canary or active, as the evidence says."""
+    result = evaluate.evaluate(_ctx(db, now=now), recompute=recompute).to_dict()
+
+    def human() -> None:
+        if not result["results"]:
+            render.console.print("no slice in canary or active")
+        for r in result["results"]:
+            render.console.print(f"{r['slice_id']} ({r['scope']}): {r['action']} — {'; '.join(r['reasons'])}")
+        if "recompute" in result:
+            diffs = result["recompute"]["differences"]
+            render.console.print("counters match the stored decisions and outcomes" if not diffs else
+                                 f"counters differed on {len(diffs)} slice(s) and were rebuilt")
+
+    _out(as_json, result, human)
+
+
+@policy_app.command("show")
+@handled
+def policy_show(db: Db = None, as_json: Json = False) -> None:
+    """Show the global policy."""
+    data = policy.show_policy(_ctx(db)).to_dict()
+    _out(as_json, data, lambda: [render.console.print(f"{k} = {v}") for k in data for v in [data[k]]] and None)
+
+
+@policy_app.command("set")
+@handled
+def policy_set(
+    assignments: Annotated[list[str], typer.Argument(help="field=value ...")],
+    db: Db = None,
+    actor: As = None,
+    as_json: Json = False,
+) -> None:
+    """Change global policy fields (validated; applies to running attempts at once)."""
+    data = policy.set_policy(_ctx(db, actor), parse_assignments(assignments)).to_dict()
+    _out(as_json, data, lambda: render.console.print("policy updated"))
+
+
+def _time(text: str | None, name: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise BadInput.at(name, str(exc)) from None
+
+
+@audit_app.command("list")
+@handled
+def audit_list(
+    slice_id: Annotated[str | None, typer.Option("--slice")] = None,
+    type_: Annotated[str | None, typer.Option("--type")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="RFC 3339, inclusive")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="RFC 3339, exclusive")] = None,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """List audit events, filtered."""
+    filters = AuditFilter(slice_id, type_, _time(since, "since"), _time(until, "until"))
+    events = [e.to_dict() for e in audit.list_events(_ctx(db), filters)]
+    _out(as_json, {"events": events}, lambda: render.events_table(events))
+
+
+@audit_app.command("verify")
+@handled
+def audit_verify(
+    head: Annotated[str | None, typer.Option("--head", help="SEQ:HASH published earlier")] = None,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """Recompute the hash chain; exit 1 naming the first bad seq."""
+    published = audit.parse_head(head) if head else None
+    report = audit.verify(_ctx(db), published)
+    data = {
+        "ok": report.ok,
+        "events": report.count,
+        "head": {"seq": report.head_seq, "hash": report.head_hash},
+        "bad_seq": report.bad_seq,
+        "problem": report.problem,
+    }
+    if as_json:
+        render.print_json(data)
+    elif report.ok:
+        render.console.print(f"audit chain verified: {report.count} events, head {report.head_seq}:{report.head_hash}")
+    if not report.ok:
+        typer.echo(f"error: audit chain broken at seq {report.bad_seq}: {report.problem}", err=True)
+        raise typer.Exit(1)
+
+
+@audit_app.command("head")
+@handled
+def audit_head(db: Db = None, as_json: Json = False) -> None:
+    """Print the chain's head to publish it (SIEM, log, signature)."""
+    seq, digest = audit.head(_ctx(db))
+    _out(as_json, {"seq": seq, "hash": digest}, lambda: render.console.print(f"{seq}:{digest}"))
+
+
+@audit_app.command("export")
+@handled
+def audit_export(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (else stdout)")] = None,
+    db: Db = None,
+) -> None:
+    """Export the whole trail as JSON lines, in seq order."""
+    import json
+
+    from tether.domain.audit import canonical_json
+
+    ctx = _ctx(db)
+    stream = output.open("w", encoding="utf-8") if output else sys.stdout
+    try:
+        for event in audit.iter_events(ctx):
+            stream.write(canonical_json(event.to_dict()) + "\n")
+    finally:
+        if output:
+            stream.close()
+    del json
+
+
+def run() -> None:
+    """Console entry point."""
+    app()

@@ -1,0 +1,102 @@
+"""Shared fixtures: a real SQLite file per test, virtual time, and helpers to drive the library and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tether.bootstrap import build
+from tether.config import Settings
+from tether.services import setup
+from tether.services.context import Context, FixedClock
+
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def decision(i: int | str, **over: Any) -> dict[str, Any]:
+    """A valid decision body; override any field."""
+    body: dict[str, Any] = {
+        "decision_id": f"d-{i}",
+        "alert_id": f"A-{i}",
+        "tenant": "acme",
+        "severity": "low",
+        "rule_family": "phishing",
+        "data_source": "o365",
+        "verdict": "close",
+        "decided_at": iso(T0),
+    }
+    body.update(over)
+    return body
+
+
+def outcome(i: int | str, disposition: str = "false_positive", source: str = "review", **over: Any) -> dict[str, Any]:
+    """A valid outcome body for decision d-<i>; override any field."""
+    body: dict[str, Any] = {
+        "decision_id": f"d-{i}",
+        "disposition": disposition,
+        "source": source,
+        "observed_at": iso(T0 + timedelta(hours=1)),
+    }
+    body.update(over)
+    return body
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/tether.db"
+
+
+@pytest.fixture
+def ctx(db_url: str) -> Iterator[Context]:
+    """An initialised Tether on a fresh SQLite file, at T0 on a clock that moves only when told."""
+    context = build(Settings(database_url=db_url, actor="tester"), clock=FixedClock(T0))
+    setup.init(context)
+    yield context
+    context.db.dispose()
+
+
+class Cli:
+    """Runs the real `tether` executable against one database, in virtual time (TETHER_NOW)."""
+
+    def __init__(self, tmp: Path, db_url: str) -> None:
+        self.tmp, self.db_url, self.now, self.files = tmp, db_url, T0, 0
+
+    def run(self, *args: object, expect: int | None = 0, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, "TETHER_DATABASE_URL": self.db_url, "TETHER_NOW": iso(self.now), "TETHER_ACTOR": "tester"}
+        full_env.update(env or {})
+        exe = Path(sys.executable).with_name("tether")
+        proc = subprocess.run(
+            [str(exe), *map(str, args)], env=full_env, capture_output=True, text=True, timeout=120, cwd=self.tmp
+        )
+        if expect is not None:
+            assert proc.returncode == expect, f"tether {args}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    def json(self, *args: object, expect: int = 0) -> Any:
+        return json.loads(self.run(*args, "--json", expect=expect).stdout)
+
+    def jsonl(self, rows: list[Any], raw: str | None = None) -> Path:
+        self.files += 1
+        path = self.tmp / f"rows-{self.files}.jsonl"
+        path.write_text(raw if raw is not None else "".join(json.dumps(r) + "\n" for r in rows))
+        return path
+
+
+@pytest.fixture
+def cli(tmp_path: Path, db_url: str) -> Cli:
+    """The CLI on an initialised database."""
+    c = Cli(tmp_path, db_url)
+    c.run("init")
+    return c
