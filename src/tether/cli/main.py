@@ -24,7 +24,9 @@ from tether.services import audit, decide, evaluate, gate, kills, lifecycle, out
 from tether.services.context import Context
 from tether.store.sql import AuditFilter
 
-app = typer.Typer(help="Tether: progressive autonomy for AI triage agents.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Tether: progressive autonomy for AI triage agents.", no_args_is_help=True, add_completion=False
+)
 slice_app = typer.Typer(help="Slices: scopes whose autonomy Tether manages.", no_args_is_help=True)
 canary_app = typer.Typer(help="Canaries: start, promote (forced), roll back.", no_args_is_help=True)
 kill_app = typer.Typer(help="Kill switches: stop autonomy on a scope at once.", no_args_is_help=True)
@@ -41,9 +43,13 @@ for sub, name in (
 ):
     app.add_typer(sub, name=name)
 
-Db = Annotated[str | None, typer.Option("--db", help="Database URL (else TETHER_DATABASE_URL, else ./tether.db).")]
+Db = Annotated[
+    str | None, typer.Option("--db", help="Database URL (else TETHER_DATABASE_URL, else ./tether.db).")
+]
 Json = Annotated[bool, typer.Option("--json", help="Print the JSON the HTTP API answers.")]
-As = Annotated[str | None, typer.Option("--as", help="Act as this person (else TETHER_ACTOR, else the login).")]
+As = Annotated[
+    str | None, typer.Option("--as", help="Act as this person (else TETHER_ACTOR, else the login).")
+]
 Reason = Annotated[str, typer.Option("--reason", help="Why: recorded in the audit trail.")]
 
 
@@ -72,14 +78,17 @@ def handled(fn: F) -> F:
             typer.echo(f"error: {exc.message}", err=True)
             raise typer.Exit(_exit_code(exc)) from None
         except SQLAlchemyError as exc:
-            first = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+            original = getattr(exc, "orig", None)
+            first = (str(original) if original is not None else str(exc)).splitlines()[0]
             typer.echo(f"error: database: {first}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 
 
-def _ctx(db: str | None, actor: str | None = None, now: str | None = None, require_init: bool = True) -> Context:
+def _ctx(
+    db: str | None, actor: str | None = None, now: str | None = None, require_init: bool = True
+) -> Context:
     settings = config.from_env(db=db or _GLOBAL.db, actor=actor or _GLOBAL.actor, now=now)
     ctx = build(settings)
     if require_init:
@@ -143,7 +152,9 @@ def _policy_file(path: Path | None) -> dict[str, Any]:
 @handled
 def slice_create(
     scope: Annotated[str, typer.Option("--scope", help="e.g. tenant=acme,rule_family=phishing")],
-    policy_file: Annotated[Path | None, typer.Option("--policy-file", help="JSON object of policy overrides")] = None,
+    policy_file: Annotated[
+        Path | None, typer.Option("--policy-file", help="JSON object of policy overrides")
+    ] = None,
     db: Db = None,
     actor: As = None,
     as_json: Json = False,
@@ -190,7 +201,9 @@ def slice_policy(
 
 @slice_app.command("reset")
 @handled
-def slice_reset(slice_id: str, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False) -> None:
+def slice_reset(
+    slice_id: str, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False
+) -> None:
     """Return a rolled-back slice to shadow and release its kill switch."""
     ctx = _ctx(db, actor)
     _show_slice(ctx, lifecycle.reset(ctx, slice_id, reason), as_json)
@@ -202,7 +215,9 @@ def canary_start(
     slice_id: str,
     signed_off_by: Annotated[str | None, typer.Option("--signed-off-by", help="Who signs off.")] = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Why.")] = None,
-    if_ready: Annotated[bool, typer.Option("--if-ready", help="Start only if go-live criteria hold.")] = False,
+    if_ready: Annotated[
+        bool, typer.Option("--if-ready", help="Start only if go-live criteria hold.")
+    ] = False,
     override_cooldown: Annotated[
         bool, typer.Option("--override-cooldown", help="Start before the cool-down ends (needs --reason).")
     ] = False,
@@ -225,7 +240,9 @@ def canary_start(
 
 @canary_app.command("promote")
 @handled
-def canary_promote(slice_id: str, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False) -> None:
+def canary_promote(
+    slice_id: str, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False
+) -> None:
     """Force a promotion (admin), with a reason."""
     ctx = _ctx(db, actor)
     _show_slice(ctx, lifecycle.promote(ctx, slice_id, reason), as_json)
@@ -233,7 +250,9 @@ def canary_promote(slice_id: str, reason: Reason, db: Db = None, actor: As = Non
 
 @canary_app.command("rollback")
 @handled
-def canary_rollback(slice_id: str, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False) -> None:
+def canary_rollback(
+    slice_id: str, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False
+) -> None:
     """Roll a canary or active slice back now; its scope is killed."""
     ctx = _ctx(db, actor)
     _show_slice(ctx, lifecycle.roll_back(ctx, slice_id, reason), as_json)
@@ -250,12 +269,18 @@ def kill_activate(
 ) -> None:
     """Activate a kill switch: no autonomy on the scope, effective at once."""
     k = kill_switch_dict(kills.activate(_ctx(db, actor), scope, reason))
-    _out(as_json, k, lambda: render.console.print(f"kill switch {k['id']} active on {k['scope'] or '(everything)'}"))
+    _out(
+        as_json,
+        k,
+        lambda: render.console.print(f"kill switch {k['id']} active on {k['scope'] or '(everything)'}"),
+    )
 
 
 @kill_app.command("deactivate")
 @handled
-def kill_deactivate(kill_id: str, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False) -> None:
+def kill_deactivate(
+    kill_id: str, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False
+) -> None:
     """Deactivate a kill switch (a rollback's switch is released by `slice reset`)."""
     k = kill_switch_dict(kills.deactivate(_ctx(db, actor), kill_id, reason))
     _out(as_json, k, lambda: render.console.print(f"kill switch {k['id']} deactivated"))
@@ -286,7 +311,10 @@ def gate_cmd(
 ) -> None:
     """Ask the gate (read-only): which mode would this alert get?"""
     alert: dict[str, object] = {
-        "tenant": tenant, "severity": severity, "rule_family": rule_family, "data_source": data_source,
+        "tenant": tenant,
+        "severity": severity,
+        "rule_family": rule_family,
+        "data_source": data_source,
     }
     for item in dim or []:
         name, sep, value = item.partition("=")
@@ -333,7 +361,9 @@ def ingest_outcomes(file: Path, db: Db = None, as_json: Json = False) -> None:
     def human() -> None:
         render.console.print(f"{result['accepted']} outcomes recorded")
         for action in result["actions"]:
-            render.console.print(f"  ROLLBACK {action['slice_id']} ({action['scope']}): {'; '.join(action['reasons'])}")
+            render.console.print(
+                f"  ROLLBACK {action['slice_id']} ({action['scope']}): {'; '.join(action['reasons'])}"
+            )
 
     _out(as_json, result, human)
 
@@ -342,7 +372,9 @@ def ingest_outcomes(file: Path, db: Db = None, as_json: Json = False) -> None:
 @handled
 def evaluate_cmd(
     now: Annotated[str | None, typer.Option("--now", help="Evaluate at this RFC 3339 time.")] = None,
-    recompute: Annotated[bool, typer.Option("--recompute", help="Rebuild counters; report differences.")] = False,
+    recompute: Annotated[
+        bool, typer.Option("--recompute", help="Rebuild counters; report differences.")
+    ] = False,
     db: Db = None,
     as_json: Json = False,
 ) -> None:
@@ -356,8 +388,11 @@ def evaluate_cmd(
             render.console.print(f"{r['slice_id']} ({r['scope']}): {r['action']} — {'; '.join(r['reasons'])}")
         if "recompute" in result:
             diffs = result["recompute"]["differences"]
-            render.console.print("counters match the stored decisions and outcomes" if not diffs else
-                                 f"counters differed on {len(diffs)} slice(s) and were rebuilt")
+            render.console.print(
+                "counters match the stored decisions and outcomes"
+                if not diffs
+                else f"counters differed on {len(diffs)} slice(s) and were rebuilt"
+            )
 
     _out(as_json, result, human)
 
@@ -367,7 +402,7 @@ def evaluate_cmd(
 def policy_show(db: Db = None, as_json: Json = False) -> None:
     """Show the global policy."""
     data = policy.show_policy(_ctx(db)).to_dict()
-    _out(as_json, data, lambda: [render.console.print(f"{k} = {v}") for k in data for v in [data[k]]] and None)
+    _out(as_json, data, lambda: render.key_values(data))
 
 
 @policy_app.command("set")
@@ -428,7 +463,9 @@ def audit_verify(
     if as_json:
         render.print_json(data)
     elif report.ok:
-        render.console.print(f"audit chain verified: {report.count} events, head {report.head_seq}:{report.head_hash}")
+        render.console.print(
+            f"audit chain verified: {report.count} events, head {report.head_seq}:{report.head_hash}"
+        )
     if not report.ok:
         typer.echo(f"error: audit chain broken at seq {report.bad_seq}: {report.problem}", err=True)
         raise typer.Exit(1)

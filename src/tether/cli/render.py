@@ -26,7 +26,8 @@ def slice_line(s: dict[str, Any]) -> str:
         interval = f" [{_pct(ev['precision_low'])}–{_pct(ev['precision_high'])}]"
     return (
         f"{s['id']}  {s['scope'] or '(global)'}  {s['state']} (attempt {s['attempt']})  "
-        f"precision {_pct(ev['precision'])}{interval} on {ev['reviewed']} reviews, missed TPs {ev['missed_tp']}"
+        f"precision {_pct(ev['precision'])}{interval} on {ev['reviewed']} reviews, "
+        f"missed TPs {ev['missed_tp']}"
     )
 
 
@@ -74,7 +75,11 @@ def kill_table(kills: list[dict[str, Any]]) -> None:
     table = Table("id", "scope", "active", "reason", "activated", "by")
     for k in kills:
         table.add_row(
-            k["id"], k["scope"] or "(everything)", "yes" if k["active"] else "no", k["reason"], k["activated_at"],
+            k["id"],
+            k["scope"] or "(everything)",
+            "yes" if k["active"] else "no",
+            k["reason"],
+            k["activated_at"],
             k["activated_by"]["id"],
         )
     console.print(table)
@@ -83,8 +88,15 @@ def kill_table(kills: list[dict[str, Any]]) -> None:
 def events_table(events: list[dict[str, Any]]) -> None:
     table = Table("seq", "at", "type", "actor", "slice", "scope")
     for e in events:
-        table.add_row(str(e["seq"]), e["at"], e["type"], e["actor"]["id"], e["slice_id"] or "", e["scope"] or "")
+        table.add_row(
+            str(e["seq"]), e["at"], e["type"], e["actor"]["id"], e["slice_id"] or "", e["scope"] or ""
+        )
     console.print(table)
+
+
+def key_values(data: dict[str, Any]) -> None:
+    for key, value in data.items():
+        console.print(f"{key} = {value}")
 
 
 def answer_line(a: dict[str, Any]) -> str:

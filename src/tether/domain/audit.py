@@ -96,7 +96,11 @@ def canonical_json(value: Any) -> str:
         return _number(value)
     if isinstance(value, Mapping):
         items = sorted(value.items(), key=lambda kv: str(kv[0]).encode("utf-16-be"))
-        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{canonical_json(v)}" for k, v in items) + "}"
+        return (
+            "{"
+            + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{canonical_json(v)}" for k, v in items)
+            + "}"
+        )
     if isinstance(value, list | tuple):
         return "[" + ",".join(canonical_json(v) for v in value) + "]"
     raise TypeError(f"not JSON: {type(value).__name__}")
@@ -127,16 +131,26 @@ def verify_chain(events: Iterable[AuditEvent], head: tuple[int, str] | None = No
         count += 1
         if event.seq != expected_seq:
             where = min(event.seq, expected_seq)
-            return ChainReport(False, count, expected_seq - 1, prev, where, f"expected seq {expected_seq}, found {event.seq}")
+            return ChainReport(
+                False, count, expected_seq - 1, prev, where, f"expected seq {expected_seq}, found {event.seq}"
+            )
         if event.prev_hash != prev:
-            return ChainReport(False, count, event.seq - 1, prev, event.seq, "prev_hash does not match the event before")
+            return ChainReport(
+                False, count, event.seq - 1, prev, event.seq, "prev_hash does not match the event before"
+            )
         if event_hash(prev, event.body()) != event.hash:
-            return ChainReport(False, count, event.seq - 1, prev, event.seq, "hash does not match the event's content")
+            return ChainReport(
+                False, count, event.seq - 1, prev, event.seq, "hash does not match the event's content"
+            )
         if head is not None and event.seq == head[0]:
             if event.hash != head[1]:
-                return ChainReport(False, count, event.seq, event.hash, event.seq, "hash differs from the published head")
+                return ChainReport(
+                    False, count, event.seq, event.hash, event.seq, "hash differs from the published head"
+                )
             seen_head = True
         prev, expected_seq = event.hash, event.seq + 1
     if not seen_head and head is not None:
-        return ChainReport(False, count, expected_seq - 1, prev, head[0], "the published head is missing: chain truncated")
+        return ChainReport(
+            False, count, expected_seq - 1, prev, head[0], "the published head is missing: chain truncated"
+        )
     return ChainReport(True, count, expected_seq - 1, prev)

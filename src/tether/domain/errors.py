@@ -1,17 +1,17 @@
 """The one error hierarchy of Tether; the API and the CLI each map it once.
 
-    TetherError
-    ├── BadInput          malformed or invalid data, unknown field       (exit 2, HTTP 422)
-    │   └── NotInitialised  the database has no schema yet               (exit 2, HTTP 503)
-    ├── NotFound          an id that names nothing                       (exit 2, HTTP 404)
-    ├── Forbidden         the caller may not do this                     (exit 2, HTTP 403)
-    ├── TooLarge          a body or batch over its limit                 (exit 2, HTTP 413)
-    ├── ReplayConflict    a decision_id sent again with another body     (exit 2, HTTP 409)
-    └── Refused           a valid request that the rules turn down      (exit 1, HTTP 409)
-        ├── NotAllowed      a transition not allowed from the current state
-        ├── DuplicateScope  a scope that already has a slice
-        ├── CriteriaNotMet  go-live criteria or a cool-down not met
-        └── AuditBroken     the audit chain does not verify
+TetherError
+├── BadInput          malformed or invalid data, unknown field       (exit 2, HTTP 422)
+│   └── NotInitialised  the database has no schema yet               (exit 2, HTTP 503)
+├── NotFound          an id that names nothing                       (exit 2, HTTP 404)
+├── Forbidden         the caller may not do this                     (exit 2, HTTP 403)
+├── TooLarge          a body or batch over its limit                 (exit 2, HTTP 413)
+├── ReplayConflict    a decision_id sent again with another body     (exit 2, HTTP 409)
+└── Refused           a valid request that the rules turn down      (exit 1, HTTP 409)
+    ├── NotAllowed      a transition not allowed from the current state
+    ├── DuplicateScope  a scope that already has a slice
+    ├── CriteriaNotMet  go-live criteria or a cool-down not met
+    └── AuditBroken     the audit chain does not verify
 """
 
 from __future__ import annotations

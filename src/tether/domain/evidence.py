@@ -140,7 +140,9 @@ def judge(s: Slice, policy: Policy, now: datetime) -> Judgement:
     age = age_days(s, now)
     missing = _missing_for_promotion(s, policy, age)
     if not missing:
-        return Judgement(Action.PROMOTE, (f"{precision}; age {age:.1f} d >= {policy.promote_after_days:g} d",))
+        return Judgement(
+            Action.PROMOTE, (f"{precision}; age {age:.1f} d >= {policy.promote_after_days:g} d",)
+        )
     if policy.evidence is EvidenceMethod.SEQUENTIAL and age >= policy.hold_after_days:
         reasons = (f"undecided after {age:.1f} d: {precision}", "a human decides: promote or roll back")
         if policy.on_hold is OnHold.PAUSE:
@@ -217,7 +219,7 @@ def rebuild_counters(
             first_review.setdefault(decision, seq)
     missed = sum(1 for disposition, _ in latest.values() if disposition == Disposition.TRUE_POSITIVE)
     stream = []
-    for decision, position in sorted(first_review.items(), key=lambda kv: kv[1]):
+    for decision, _position in sorted(first_review.items(), key=lambda kv: kv[1]):
         value = review_value(*latest[decision])
         if value is not None:
             stream.append(value)

@@ -105,7 +105,9 @@ def _coerce(name: str, value: Any) -> Any:
     except (ValueError, TypeError):
         expected = {"bool": "true or false", "int": "an integer", "float": "a number"}.get(str(kind))
         if expected is None:
-            expected = "one of " + ", ".join(m.value for m in {"EvidenceMethod": EvidenceMethod, "OnHold": OnHold}[str(kind)])
+            expected = "one of " + ", ".join(
+                m.value for m in {"EvidenceMethod": EvidenceMethod, "OnHold": OnHold}[str(kind)]
+            )
         raise BadInput.at(name, f"must be {expected}, got {value!r}") from None
 
 

@@ -84,7 +84,9 @@ class Dimensions:
         try:
             return self.names.index(name)
         except ValueError:
-            raise BadInput.at("scope", f"unknown dimension {name!r} (one of {', '.join(self.names)})") from None
+            raise BadInput.at(
+                "scope", f"unknown dimension {name!r} (one of {', '.join(self.names)})"
+            ) from None
 
 
 Pair = tuple[str, str]

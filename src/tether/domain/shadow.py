@@ -50,7 +50,9 @@ def agrees(verdict: str, disposition: str) -> bool:
     return disposition in (Disposition.BENIGN_POSITIVE, Disposition.TRUE_POSITIVE)
 
 
-def shadow_evidence(rows: Iterable[tuple[Mapping[str, str], str, str | None]], scope: Scope) -> ShadowEvidence:
+def shadow_evidence(
+    rows: Iterable[tuple[Mapping[str, str], str, str | None]], scope: Scope
+) -> ShadowEvidence:
     """Tally shadow decisions (alert dims, verdict, latest disposition) that match the scope."""
     decisions = with_outcome = agreeing = closes = correct = missed = 0
     for dims, verdict, disposition in rows:
@@ -73,14 +75,17 @@ def go_live_unmet(ev: ShadowEvidence, policy: Policy) -> list[str]:
     unmet = []
     if ev.with_outcome < policy.shadow_min_decisions:
         unmet.append(
-            f"shadow decisions with an outcome: {ev.with_outcome} < shadow_min_decisions {policy.shadow_min_decisions}"
+            f"shadow decisions with an outcome: {ev.with_outcome}"
+            f" < shadow_min_decisions {policy.shadow_min_decisions}"
         )
     if ev.agreement is None or ev.agreement < policy.shadow_min_agreement:
         shown = "undefined" if ev.agreement is None else f"{ev.agreement:.3f}"
         unmet.append(f"agreement {shown} < shadow_min_agreement {policy.shadow_min_agreement}")
     if ev.close_precision is None or ev.close_precision < policy.rollback_below_precision:
         shown = "undefined" if ev.close_precision is None else f"{ev.close_precision:.3f}"
-        unmet.append(f"shadow close precision {shown} < rollback_below_precision {policy.rollback_below_precision}")
+        unmet.append(
+            f"shadow close precision {shown} < rollback_below_precision {policy.rollback_below_precision}"
+        )
     if ev.missed_tp > policy.max_missed_tp:
         unmet.append(f"shadow missed TPs {ev.missed_tp} > max_missed_tp {policy.max_missed_tp}")
     return unmet

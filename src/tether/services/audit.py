@@ -1,4 +1,4 @@
-"""The audit trail: list with filters, verify the chain (optionally against a published head), head, export."""
+"""The audit trail: list with filters, verify the chain (optionally against a published head), export."""
 
 from __future__ import annotations
 

@@ -73,8 +73,16 @@ class Context:
 
     def as_user(self, name: str) -> Context:
         """The same wiring acting as another person."""
-        return Context(self.db, self.clock, self.dims, Actor(ActorType.USER, name), self.ids, self.gate,
-                       self.max_staleness, self.on_commit)
+        return Context(
+            self.db,
+            self.clock,
+            self.dims,
+            Actor(ActorType.USER, name),
+            self.ids,
+            self.gate,
+            self.max_staleness,
+            self.on_commit,
+        )
 
     def require_initialised(self) -> None:
         if not self.db.initialised():

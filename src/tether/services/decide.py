@@ -72,11 +72,14 @@ def decide(ctx: Context, items: list[Any]) -> list[DecisionAnswer]:
             if stored is not None:
                 if stored.body != d.body:
                     raise ReplayConflict(
-                        f"item {index}: decision_id: {d.decision_id!r} was recorded with a different body", index
+                        f"item {index}: decision_id: {d.decision_id!r} was recorded with a different body",
+                        index,
                     )
                 answers[d.decision_id] = stored.answer
             elif d.decision_id not in answers:
-                gate_answer = safe_answer(view, d.alert, fresh_at=now, now=now, max_staleness=ctx.max_staleness)
+                gate_answer = safe_answer(
+                    view, d.alert, fresh_at=now, now=now, max_staleness=ctx.max_staleness
+                )
                 answer = gate_answer.for_verdict(d.verdict)
                 answers[d.decision_id] = answer
                 fresh.append((d, answer))
@@ -110,7 +113,9 @@ def _record(tx: Tx, fresh: list[tuple[DecisionIn, Answer]], now: Any) -> None:
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for pk, (_, answer) in zip(pks, fresh, strict=True):
         for slice_id, attempt in answer.granted:
-            grants.append({"decision_pk": pk, "slice_id": slice_id, "attempt": attempt, "executed": answer.execute})
+            grants.append(
+                {"decision_pk": pk, "slice_id": slice_id, "attempt": attempt, "executed": answer.execute}
+            )
             counts[slice_id][0] += 1
             counts[slice_id][1] += int(answer.execute)
     tx.insert_grants(grants)

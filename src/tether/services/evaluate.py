@@ -1,4 +1,4 @@
-"""evaluate: promotion, rollback and hold for every slice in canary or active; --recompute checks the caches."""
+"""evaluate: promote, roll back or hold each slice in canary or active; recompute checks the caches."""
 
 from __future__ import annotations
 
@@ -57,7 +57,11 @@ def recompute_in(tx: Tx) -> list[dict[str, Any]]:
         rebuilt = recount(tx, s, effective_policy(tx, s))
         if not _same(s.counters, rebuilt.counters):
             differences.append(
-                {"slice_id": s.id, "cached": _counters_dict(s.counters), "rebuilt": _counters_dict(rebuilt.counters)}
+                {
+                    "slice_id": s.id,
+                    "cached": _counters_dict(s.counters),
+                    "rebuilt": _counters_dict(rebuilt.counters),
+                }
             )
             tx.save_slice(rebuilt)
     return differences
@@ -73,8 +77,19 @@ def _act(ctx: Context, tx: Tx, s: Slice) -> dict[str, Any]:
     elif verdict.action is Action.HOLD and s.held_at is None:
         held = dataclasses.replace(s, held_at=ctx.clock.now())
         tx.save_slice(held)
-        emit(ctx, tx, EventType.CANARY_HELD, held, {"reasons": list(verdict.reasons), **snapshot(s, policy, ctx.clock.now())})
-    return {"slice_id": s.id, "scope": s.scope.text, "action": verdict.action.value, "reasons": list(verdict.reasons)}
+        emit(
+            ctx,
+            tx,
+            EventType.CANARY_HELD,
+            held,
+            {"reasons": list(verdict.reasons), **snapshot(s, policy, ctx.clock.now())},
+        )
+    return {
+        "slice_id": s.id,
+        "scope": s.scope.text,
+        "action": verdict.action.value,
+        "reasons": list(verdict.reasons),
+    }
 
 
 def evaluate(ctx: Context, recompute: bool = False) -> EvaluationResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 
 from tether.domain.errors import BadInput
@@ -54,9 +55,10 @@ def alert_of(raw: Mapping[str, object], ctx: Context) -> dict[str, str]:
 def gate(ctx: Context, raw_alert: Mapping[str, object]) -> Answer:
     """Read-only: the mode an alert would get, and whether a close would be executed. Records nothing."""
     alert = alert_of(raw_alert, ctx)
-    try:
+    # When the database is unreachable the cached view answers while it is fresh enough, then "stale".
+    with contextlib.suppress(Exception):
         refresh(ctx)
-    except Exception:  # the database is unreachable: answer from the cached view while it is fresh enough
-        pass
     cache = ctx.gate
-    return safe_answer(cache.view, alert, fresh_at=cache.fresh_at, now=ctx.clock.now(), max_staleness=ctx.max_staleness)
+    return safe_answer(
+        cache.view, alert, fresh_at=cache.fresh_at, now=ctx.clock.now(), max_staleness=ctx.max_staleness
+    )

@@ -42,11 +42,16 @@ def deactivate(ctx: Context, kill_id: str, reason: str) -> KillSwitch:
         owner = tx.slice(kill.slice_id) if kill.slice_id else None
         if owner is not None and owner.state is SliceState.ROLLED_BACK and owner.kill_switch_id == kill.id:
             raise NotAllowed(
-                f"kill switch {kill_id} holds rolled-back slice {owner.id}: use `tether slice reset {owner.id}`"
+                f"kill switch {kill_id} holds rolled-back slice {owner.id}: "
+                f"use `tether slice reset {owner.id}` instead"
             )
-        off = dataclasses.replace(kill, active=False, deactivated_by=ctx.actor, deactivated_at=ctx.clock.now())
+        off = dataclasses.replace(
+            kill, active=False, deactivated_by=ctx.actor, deactivated_at=ctx.clock.now()
+        )
         tx.deactivate_kill_switch(off, reason)
-        subject = EventSubject(kill.slice_id, kill.scope.text, {"kill_switch": kill_switch_dict(off), "reason": reason})
+        subject = EventSubject(
+            kill.slice_id, kill.scope.text, {"kill_switch": kill_switch_dict(off), "reason": reason}
+        )
         tx.append_event(ctx.clock.now(), EventType.KILL_SWITCH_DEACTIVATED.value, ctx.actor, subject)
         tx.bump_version()
     return off

@@ -73,7 +73,13 @@ def set_slice_policy(ctx: Context, slice_id: str, changes: dict[str, Any]) -> Sl
         s = dataclasses.replace(s, policy_overrides=merged)
         s = recount(tx, s, policy)
         tx.save_slice(s)
-        emit(ctx, tx, EventType.SLICE_POLICY_CHANGED, s, {"before": before, "after": merged, "changed": checked})
+        emit(
+            ctx,
+            tx,
+            EventType.SLICE_POLICY_CHANGED,
+            s,
+            {"before": before, "after": merged, "changed": checked},
+        )
         tx.bump_version()
     return s
 
@@ -110,7 +116,9 @@ def start_canary(
         policy = effective_policy(tx, s)
         shadow = shadow_of(tx, s, policy, now)
         unmet = go_live_unmet(shadow, policy) if if_ready else []
-        cooldown_until = s.rolled_back_at + timedelta(hours=policy.cooldown_hours) if s.rolled_back_at else None
+        cooldown_until = (
+            s.rolled_back_at + timedelta(hours=policy.cooldown_hours) if s.rolled_back_at else None
+        )
         if cooldown_until is not None and now < cooldown_until and not override_cooldown:
             unmet.append(f"cool-down after the rollback runs until {cooldown_until.isoformat()}")
         if unmet:
@@ -150,11 +158,15 @@ def promote_in(ctx: Context, tx: Tx, s: Slice, policy: Policy, judgement: Judgem
     return promoted
 
 
-def roll_back_in(ctx: Context, tx: Tx, s: Slice, policy: Policy, judgement: Judgement) -> tuple[Slice, KillSwitch]:
-    """canary|active → rolled_back plus a kill switch on exactly its scope, both audited, in this transaction."""
+def roll_back_in(
+    ctx: Context, tx: Tx, s: Slice, policy: Policy, judgement: Judgement
+) -> tuple[Slice, KillSwitch]:
+    """canary|active → rolled_back plus a kill switch on its exact scope, both audited, in this transaction."""
     now = ctx.clock.now()
     reason = "; ".join(judgement.reasons)
-    kill = KillSwitch(ctx.ids.new("ks"), s.scope, f"rollback of {s.id}: {reason}", True, ctx.actor, now, slice_id=s.id)
+    kill = KillSwitch(
+        ctx.ids.new("ks"), s.scope, f"rollback of {s.id}: {reason}", True, ctx.actor, now, slice_id=s.id
+    )
     tx.insert_kill_switch(kill)
     rolled = dataclasses.replace(s, state=SliceState.ROLLED_BACK, rolled_back_at=now, kill_switch_id=kill.id)
     tx.save_slice(rolled)
@@ -166,7 +178,13 @@ def roll_back_in(ctx: Context, tx: Tx, s: Slice, policy: Policy, judgement: Judg
         tx,
         EventType.CANARY_ROLLED_BACK,
         rolled,
-        {"trigger": trigger, "reasons": list(judgement.reasons), "kill_switch_id": kill.id, "silenced": silenced, **shot},
+        {
+            "trigger": trigger,
+            "reasons": list(judgement.reasons),
+            "kill_switch_id": kill.id,
+            "silenced": silenced,
+            **shot,
+        },
     )
     emit(ctx, tx, EventType.KILL_SWITCH_ACTIVATED, rolled, {"kill_switch": kill_switch_dict(kill), **shot})
     tx.bump_version()
@@ -217,6 +235,12 @@ def reset(ctx: Context, slice_id: str, reason: str) -> Slice:
         if kill is not None and kill.active:
             off = dataclasses.replace(kill, active=False, deactivated_by=ctx.actor, deactivated_at=now)
             tx.deactivate_kill_switch(off, reason)
-            emit(ctx, tx, EventType.KILL_SWITCH_DEACTIVATED, s, {"kill_switch": kill_switch_dict(off), "reason": reason})
+            emit(
+                ctx,
+                tx,
+                EventType.KILL_SWITCH_DEACTIVATED,
+                s,
+                {"kill_switch": kill_switch_dict(off), "reason": reason},
+            )
         tx.bump_version()
     return s

@@ -33,10 +33,18 @@ def set_policy(ctx: Context, changes: dict[str, Any]) -> Policy:
             try:
                 merged = after.merged(s.policy_overrides)
             except BadInput as exc:
-                raise BadInput(f"slice {s.id} ({s.scope}) would have an invalid policy: {exc.message}") from None
+                raise BadInput(
+                    f"slice {s.id} ({s.scope}) would have an invalid policy: {exc.message}"
+                ) from None
             if s.state in LIVE_STATES:
                 tx.save_slice(recount(tx, s, merged))  # capitals depend on thresholds and prior
         tx.set_policy_values({k: after.to_dict()[k] for k in values})
-        emit(ctx, tx, EventType.POLICY_CHANGED, None, {"before": before.to_dict(), "after": after.to_dict(), "changed": checked})
+        emit(
+            ctx,
+            tx,
+            EventType.POLICY_CHANGED,
+            None,
+            {"before": before.to_dict(), "after": after.to_dict(), "changed": checked},
+        )
         tx.bump_version()
     return after

@@ -6,9 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from tether.domain.errors import NotFound
-from tether.domain.evidence import Judgement, judge
 from tether.domain.evidence import Action as _Action
-from tether.domain.evidence import evidence_dict
+from tether.domain.evidence import Judgement, evidence_dict, judge
 from tether.domain.model import LIVE_STATES, KillSwitch, Slice, SliceState
 from tether.domain.policy import Policy
 from tether.domain.shadow import go_live_unmet
@@ -23,7 +22,9 @@ def _verdict(tx: Tx, s: Slice, policy: Policy, now: datetime, shadow_unmet: list
         return judge(s, policy, now)
     if s.state is SliceState.ROLLED_BACK:
         when = iso(s.rolled_back_at)
-        return Judgement(_Action.CONTINUE, (f"rolled back at {when}; reset the slice to start a new attempt",))
+        return Judgement(
+            _Action.CONTINUE, (f"rolled back at {when}; reset the slice to start a new attempt",)
+        )
     if shadow_unmet:
         return Judgement(_Action.CONTINUE, ("shadow; not ready for canary", *shadow_unmet))
     return Judgement(_Action.CONTINUE, ("shadow; go-live criteria met: ready for canary",))
@@ -74,7 +75,8 @@ def list_slices(ctx: Context, state: str | None = None, tenant: str | None = Non
         chosen = [
             s
             for s in tx.slices()
-            if (state is None or s.state.value == state) and (tenant is None or s.scope.value("tenant") == tenant)
+            if (state is None or s.state.value == state)
+            and (tenant is None or s.scope.value("tenant") == tenant)
         ]
         return [slice_view(tx, s, now) for s in chosen]
 

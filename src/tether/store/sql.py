@@ -191,7 +191,9 @@ class Tx:
             self.conn.execute(
                 update(t.slices)
                 .where(t.slices.c.id == slice_id)
-                .values(ev_decisions=t.slices.c.ev_decisions + n, ev_executed=t.slices.c.ev_executed + executed)
+                .values(
+                    ev_decisions=t.slices.c.ev_decisions + n, ev_executed=t.slices.c.ev_executed + executed
+                )
             )
 
     # kill switches ---------------------------------------------------------
@@ -253,7 +255,11 @@ class Tx:
     def _stored(row: Row[Any]) -> StoredDecision:
         m = row._mapping
         answer = Answer(
-            Mode(m["mode"]), bool(m["execute"]), tuple(json.loads(m["slice_ids"])), m["reason"], m["kill_switch_id"]
+            Mode(m["mode"]),
+            bool(m["execute"]),
+            tuple(json.loads(m["slice_ids"])),
+            m["reason"],
+            m["kill_switch_id"],
         )
         return StoredDecision(
             m["pk"],
@@ -299,15 +305,17 @@ class Tx:
 
     def grants_of(self, decision_pk: int) -> list[Grant]:
         rows = self.conn.execute(
-            select(t.decision_slices.c.slice_id, t.decision_slices.c.attempt, t.decision_slices.c.executed).where(
-                t.decision_slices.c.decision_pk == decision_pk
-            )
+            select(
+                t.decision_slices.c.slice_id, t.decision_slices.c.attempt, t.decision_slices.c.executed
+            ).where(t.decision_slices.c.decision_pk == decision_pk)
         )
         return [Grant(r.slice_id, r.attempt, bool(r.executed)) for r in rows]
 
     # outcomes --------------------------------------------------------------
     def insert_outcome(self, decision_pk: int, values: dict[str, Any], first_review: bool) -> int:
-        seq = self.conn.execute(insert(t.outcomes).values(decision_pk=decision_pk, **values)).inserted_primary_key
+        seq = self.conn.execute(
+            insert(t.outcomes).values(decision_pk=decision_pk, **values)
+        ).inserted_primary_key
         assert seq is not None
         number = int(seq[0])
         cache: dict[str, Any] = {
@@ -324,9 +332,9 @@ class Tx:
         """From the source of truth: (decisions, executed, outcomes of executed decisions by seq)."""
         ds = t.decision_slices
         counts = self.conn.execute(
-            select(func.count(), func.coalesce(func.sum(case((ds.c.executed.is_(True), 1), else_=0)), 0)).where(
-                and_(ds.c.slice_id == slice_id, ds.c.attempt == attempt)
-            )
+            select(
+                func.count(), func.coalesce(func.sum(case((ds.c.executed.is_(True), 1), else_=0)), 0)
+            ).where(and_(ds.c.slice_id == slice_id, ds.c.attempt == attempt))
         ).one()
         rows = self.conn.execute(
             select(t.outcomes.c.decision_pk, t.outcomes.c.seq, t.outcomes.c.disposition, t.outcomes.c.source)
@@ -352,11 +360,12 @@ class Tx:
         """Append one event to the chain; the head row's lock keeps the chain linear."""
         head = self._meta(_HEAD_KEY, lock=True)
         seq, prev = (int(head.split(":")[0]), head.split(":")[1]) if head else (0, GENESIS)
-        body = {
+        actor_dict = actor.to_dict()
+        body: dict[str, Any] = {
             "seq": seq + 1,
             "at": iso(at),
             "type": type_,
-            "actor": actor.to_dict(),
+            "actor": actor_dict,
             "slice_id": about.slice_id,
             "scope": about.scope,
             "payload": about.payload,
@@ -367,7 +376,7 @@ class Tx:
                 seq=seq + 1,
                 at=body["at"],
                 type=type_,
-                actor=json.dumps(body["actor"], sort_keys=True),
+                actor=json.dumps(actor_dict, sort_keys=True),
                 slice_id=body["slice_id"],
                 scope=body["scope"],
                 payload=json.dumps(about.payload, sort_keys=True),
@@ -377,7 +386,15 @@ class Tx:
         )
         self._set_meta(_HEAD_KEY, f"{seq + 1}:{digest}")
         return AuditEvent(
-            seq + 1, str(body["at"]), type_, body["actor"], about.slice_id, about.scope, about.payload, prev, digest
+            seq + 1,
+            str(body["at"]),
+            type_,
+            body["actor"],
+            about.slice_id,
+            about.scope,
+            about.payload,
+            prev,
+            digest,
         )
 
     @staticmethod

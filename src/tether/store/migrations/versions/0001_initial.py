@@ -146,6 +146,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("tokens", "audit_events", "outcomes", "decision_slices", "decisions", "kill_switches", "slices"):
+    for table in (
+        "tokens",
+        "audit_events",
+        "outcomes",
+        "decision_slices",
+        "decisions",
+        "kill_switches",
+        "slices",
+    ):
         op.drop_table(table)
     op.drop_table("tether_meta")
