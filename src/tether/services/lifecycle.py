@@ -161,7 +161,7 @@ def promote_in(ctx: Context, tx: Tx, s: Slice, policy: Policy, judgement: Judgem
 def roll_back_in(
     ctx: Context, tx: Tx, s: Slice, policy: Policy, judgement: Judgement
 ) -> tuple[Slice, KillSwitch]:
-    """canary|active → rolled_back plus a kill switch on its exact scope, both audited, in this transaction."""
+    """canary/active → rolled_back plus a kill switch on its exact scope, both audited, in one transaction."""
     now = ctx.clock.now()
     reason = "; ".join(judgement.reasons)
     kill = KillSwitch(
