@@ -50,6 +50,7 @@ Json = Annotated[bool, typer.Option("--json", help="Print the JSON the HTTP API 
 As = Annotated[
     str | None, typer.Option("--as", help="Act as this person (else TETHER_ACTOR, else the login).")
 ]
+SliceRef = Annotated[str, typer.Argument(metavar="ID", help="A slice id, or its scope (tenant=acme).")]
 Reason = Annotated[str, typer.Option("--reason", help="Why: recorded in the audit trail.")]
 
 
@@ -179,16 +180,17 @@ def slice_list(
 
 @slice_app.command("show")
 @handled
-def slice_show(slice_id: str, db: Db = None, as_json: Json = False) -> None:
+def slice_show(slice_id: SliceRef, db: Db = None, as_json: Json = False) -> None:
     """Show one slice: state, evidence with its interval, shadow evidence, verdict."""
-    view = queries.get_slice(_ctx(db), slice_id)
+    ctx = _ctx(db)
+    view = queries.get_slice(ctx, queries.slice_id_of(ctx, slice_id))
     _out(as_json, view, lambda: render.slice_detail(view))
 
 
 @slice_app.command("policy")
 @handled
 def slice_policy(
-    slice_id: str,
+    slice_id: SliceRef,
     assignments: Annotated[list[str], typer.Option("--set", help="field=value; repeatable")],
     db: Db = None,
     actor: As = None,
@@ -196,23 +198,27 @@ def slice_policy(
 ) -> None:
     """Override policy fields for one slice."""
     ctx = _ctx(db, actor)
-    _show_slice(ctx, lifecycle.set_slice_policy(ctx, slice_id, parse_assignments(assignments)), as_json)
+    _show_slice(
+        ctx,
+        lifecycle.set_slice_policy(ctx, queries.slice_id_of(ctx, slice_id), parse_assignments(assignments)),
+        as_json,
+    )
 
 
 @slice_app.command("reset")
 @handled
 def slice_reset(
-    slice_id: str, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False
+    slice_id: SliceRef, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False
 ) -> None:
     """Return a rolled-back slice to shadow and release its kill switch."""
     ctx = _ctx(db, actor)
-    _show_slice(ctx, lifecycle.reset(ctx, slice_id, reason), as_json)
+    _show_slice(ctx, lifecycle.reset(ctx, queries.slice_id_of(ctx, slice_id), reason), as_json)
 
 
 @canary_app.command("start")
 @handled
 def canary_start(
-    slice_id: str,
+    slice_id: SliceRef,
     signed_off_by: Annotated[str | None, typer.Option("--signed-off-by", help="Who signs off.")] = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Why.")] = None,
     if_ready: Annotated[
@@ -229,7 +235,7 @@ def canary_start(
     ctx = _ctx(db, actor)
     s = lifecycle.start_canary(
         ctx,
-        slice_id,
+        queries.slice_id_of(ctx, slice_id),
         signed_off_by=signed_off_by,
         reason=reason,
         if_ready=if_ready,
@@ -241,21 +247,21 @@ def canary_start(
 @canary_app.command("promote")
 @handled
 def canary_promote(
-    slice_id: str, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False
+    slice_id: SliceRef, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False
 ) -> None:
     """Force a promotion (admin), with a reason."""
     ctx = _ctx(db, actor)
-    _show_slice(ctx, lifecycle.promote(ctx, slice_id, reason), as_json)
+    _show_slice(ctx, lifecycle.promote(ctx, queries.slice_id_of(ctx, slice_id), reason), as_json)
 
 
 @canary_app.command("rollback")
 @handled
 def canary_rollback(
-    slice_id: str, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False
+    slice_id: SliceRef, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False
 ) -> None:
     """Roll a canary or active slice back now; its scope is killed."""
     ctx = _ctx(db, actor)
-    _show_slice(ctx, lifecycle.roll_back(ctx, slice_id, reason), as_json)
+    _show_slice(ctx, lifecycle.roll_back(ctx, queries.slice_id_of(ctx, slice_id), reason), as_json)
 
 
 @kill_app.command("activate")
@@ -338,13 +344,7 @@ def ingest_decisions(file: Path, db: Db = None, as_json: Json = False) -> None:
     except TetherError as exc:
         raise locate(exc, lines) from None
 
-    def human() -> None:
-        executed = sum(a["execute"] for a in answers)
-        render.console.print(f"{len(answers)} decisions recorded, {executed} to execute")
-        for a in answers:
-            render.console.print("  " + render.answer_line(a))
-
-    _out(as_json, {"results": answers}, human)
+    _out(as_json, {"results": answers}, lambda: render.answers_summary(answers))
 
 
 @ingest_app.command("outcomes")

@@ -99,6 +99,19 @@ def key_values(data: dict[str, Any]) -> None:
         console.print(f"{key} = {value}")
 
 
+def answers_summary(answers: list[dict[str, Any]], shown: int = 20) -> None:
+    """Counts by mode, and each answer when there are few."""
+    executed = sum(a["execute"] for a in answers)
+    modes: dict[str, int] = {}
+    for a in answers:
+        modes[a["mode"]] = modes.get(a["mode"], 0) + 1
+    by_mode = ", ".join(f"{n} {mode}" for mode, n in sorted(modes.items()))
+    console.print(f"{len(answers)} decisions answered ({by_mode}); {executed} to execute")
+    if len(answers) <= shown:
+        for a in answers:
+            console.print("  " + answer_line(a))
+
+
 def answer_line(a: dict[str, Any]) -> str:
     executes = "executes" if a["execute"] else "does not execute"
     prefix = f"{a['decision_id']}: " if "decision_id" in a else ""

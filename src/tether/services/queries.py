@@ -10,6 +10,7 @@ from tether.domain.evidence import Action as _Action
 from tether.domain.evidence import Judgement, evidence_dict, judge
 from tether.domain.model import LIVE_STATES, KillSwitch, Slice, SliceState
 from tether.domain.policy import Policy
+from tether.domain.scope import parse_scope
 from tether.domain.shadow import go_live_unmet
 from tether.domain.timefmt import iso
 from tether.services.context import Context
@@ -60,6 +61,18 @@ def get_slice(ctx: Context, slice_id: str) -> dict[str, Any]:
         if s is None:
             raise NotFound(f"no slice {slice_id!r}")
         return slice_view(tx, s, ctx.clock.now())
+
+
+def slice_id_of(ctx: Context, ref: str) -> str:
+    """A slice id from an id or a scope (`tenant=acme`): operators may name a slice either way."""
+    if "=" not in ref:
+        return ref
+    scope = parse_scope(ref, ctx.dims)
+    with ctx.db.transaction(write=False) as conn:
+        s = Tx(conn).slice_by_scope(scope)
+    if s is None:
+        raise NotFound(f"no slice for scope {scope}")
+    return s.id
 
 
 def view_of(ctx: Context, s: Slice) -> dict[str, Any]:
