@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
 
-from tether.domain.audit import canonical_json
 from tether.domain.errors import BadInput
 from tether.domain.model import DecisionIn, Disposition, OutcomeIn, Verdict
 from tether.domain.scope import SEVERITY, Dimensions
@@ -78,7 +78,7 @@ def parse_decision(obj: object, dims: Dimensions) -> DecisionIn:
         decided_at=decided_at,
         confidence=float(confidence) if confidence is not None else None,
         model_version=_text(body, "model_version", required=False),
-        body=canonical_json(dict(body)),
+        body=json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
     )
 
 

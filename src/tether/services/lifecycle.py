@@ -84,11 +84,11 @@ def set_slice_policy(ctx: Context, slice_id: str, changes: dict[str, Any]) -> Sl
     return s
 
 
-def recount(tx: Tx, s: Slice, policy: Policy) -> Slice:
-    """The slice with its counters rebuilt from decisions and outcomes under the given policy."""
+def recount(tx: Tx, s: Slice, policy: Policy, upto_seq: int | None = None) -> Slice:
+    """The slice with its counters rebuilt from decisions and outcomes (up to an outcome's seq)."""
     if s.state is SliceState.SHADOW:
         return dataclasses.replace(s, counters=Counters())
-    decisions, executed, history = tx.attempt_history(s.id, s.attempt)
+    decisions, executed, history = tx.attempt_history(s.id, s.attempt, upto_seq)
     rows = [(h.decision_pk, h.seq, h.disposition, h.source) for h in history]
     return dataclasses.replace(s, counters=rebuild_counters(decisions, executed, rows, policy))
 

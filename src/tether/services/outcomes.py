@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether.domain.errors import BadInput, TooLarge
-from tether.domain.evidence import bets_of, check_rollback, review_value
+from tether.domain.evidence import REVIEW_SOURCE, bets_of, check_rollback, review_value
 from tether.domain.inputs import parse_outcome
 from tether.domain.model import LIVE_STATES, Disposition, OutcomeIn, Slice
 from tether.domain.policy import Policy
@@ -26,12 +26,13 @@ class OutcomesResult:
         return {"accepted": self.accepted, "actions": self.actions}
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Latest:
-    """A decision's latest outcome while a batch is applied."""
+    """A decision's latest outcome as the batch is applied in order."""
 
     disposition: str | None
     source: str | None
+    seq: int | None
     first_review_seq: int | None
 
 
@@ -66,13 +67,12 @@ def _resolve(tx: Tx, batch: list[OutcomeIn]) -> list[StoredDecision]:
 
 
 class _Batch:
-    """The slices touched by one batch of outcomes, updated in memory and saved once."""
+    """The slices touched by one batch of outcomes, updated in memory in batch order and saved once."""
 
-    def __init__(self, ctx: Context, tx: Tx) -> None:
-        self.ctx, self.tx = ctx, tx
+    def __init__(self, ctx: Context, tx: Tx, grants: dict[int, list[Grant]]) -> None:
+        self.ctx, self.tx, self.grants = ctx, tx, grants
         self.slices: dict[str, Slice] = {}
         self.policies: dict[str, Policy] = {}
-        self.grants: dict[int, list[Grant]] = {}
         self.actions: list[dict[str, Any]] = []
 
     def slice(self, slice_id: str) -> tuple[Slice, Policy]:
@@ -84,9 +84,8 @@ class _Batch:
         return self.slices[slice_id], self.policies[slice_id]
 
     def apply(self, index: int, pk: int, before: _Latest, after: _Latest) -> None:
-        if pk not in self.grants:
-            self.grants[pk] = self.tx.grants_of(pk)
-        for grant in self.grants[pk]:
+        """Count one outcome for every slice its decision was evidence for; roll back at once if due."""
+        for grant in self.grants.get(pk, []):
             if not grant.executed:
                 continue
             s, policy = self.slice(grant.slice_id)
@@ -94,22 +93,22 @@ class _Batch:
                 continue  # evidence of an earlier attempt
             s = _count(self.tx, s, policy, before, after)
             self.slices[s.id] = s
-            if s.state in LIVE_STATES:
-                judgement = check_rollback(s, policy)
-                if judgement is not None:
-                    s, kill = roll_back_in(self.ctx, self.tx, s, policy, judgement)
-                    self.slices[s.id] = s
-                    self.actions.append(
-                        {
-                            "action": "rollback",
-                            "slice_id": s.id,
-                            "scope": s.scope.text,
-                            "kill_switch_id": kill.id,
-                            "trigger": (judgement.trigger.value if judgement.trigger else None),
-                            "reasons": list(judgement.reasons),
-                            "index": index,
-                        }
-                    )
+            judgement = check_rollback(s, policy) if s.state in LIVE_STATES else None
+            if judgement is None:
+                continue
+            s, kill = roll_back_in(self.ctx, self.tx, s, policy, judgement)
+            self.slices[s.id] = s
+            self.actions.append(
+                {
+                    "action": "rollback",
+                    "slice_id": s.id,
+                    "scope": s.scope.text,
+                    "kill_switch_id": kill.id,
+                    "trigger": judgement.trigger.value if judgement.trigger else None,
+                    "reasons": list(judgement.reasons),
+                    "index": index,
+                }
+            )
 
     def save(self) -> None:
         for s in self.slices.values():
@@ -126,33 +125,50 @@ def _count(tx: Tx, s: Slice, policy: Policy, before: _Latest, after: _Latest) ->
     if old is None and new is not None and before.first_review_seq is None:
         counters = dataclasses.replace(counters, reviews=counters.reviews.update(new, bets_of(policy)))
     elif old != new or (new is not None and before.first_review_seq is None):
-        return recount(tx, s, policy)  # a correction replaces a value in place: replay the stream
+        # A correction replaces a value in place: replay the stream up to this outcome.
+        return recount(tx, s, policy, upto_seq=after.seq)
     return dataclasses.replace(s, counters=counters)
 
 
 def record_outcomes(ctx: Context, items: list[Any]) -> OutcomesResult:
-    """Record a batch of outcomes, all or nothing; a rollback they trigger happens in the same transaction."""
+    """Record a batch of outcomes, all or nothing; rollbacks they trigger happen in the same transaction."""
     batch = parse_batch(items)
     now = ctx.clock.now()
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
         decisions = _resolve(tx, batch)
-        latest: dict[int, _Latest] = {}
-        work = _Batch(ctx, tx)
-        for index, (o, d) in enumerate(zip(batch, decisions, strict=True)):
-            before = latest.get(d.pk) or _Latest(d.out_disposition, d.out_source, d.first_review_seq)
-            first_review = o.source == "review" and before.first_review_seq is None
-            values = {
+        rows = [
+            {
+                "decision_pk": d.pk,
                 "disposition": o.disposition.value,
                 "source": o.source,
                 "reviewer": o.reviewer,
                 "observed_at": o.observed_at,
                 "recorded_at": now,
             }
-            seq = tx.insert_outcome(d.pk, values, first_review)
-            after = _Latest(o.disposition.value, o.source, seq if first_review else before.first_review_seq)
+            for o, d in zip(batch, decisions, strict=True)
+        ]
+        seqs = tx.insert_outcomes(rows)
+        work = _Batch(ctx, tx, tx.grants_of([d.pk for d in decisions if d.answer.execute]))
+        latest: dict[int, _Latest] = {}
+        for index, (o, d, seq) in enumerate(zip(batch, decisions, seqs, strict=True)):
+            before = latest.get(d.pk) or _Latest(d.out_disposition, d.out_source, None, d.first_review_seq)
+            first_review = seq if o.source == REVIEW_SOURCE and before.first_review_seq is None else None
+            after = _Latest(o.disposition.value, o.source, seq, first_review or before.first_review_seq)
             latest[d.pk] = after
             if d.answer.execute:
                 work.apply(index, d.pk, before, after)
+        tx.cache_latest_outcomes(
+            [
+                {
+                    "b_pk": pk,
+                    "b_disposition": x.disposition,
+                    "b_source": x.source,
+                    "b_seq": x.seq,
+                    "b_first_review_seq": x.first_review_seq,
+                }
+                for pk, x in latest.items()
+            ]
+        )
         work.save()
     return OutcomesResult(len(batch), work.actions)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, case, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, case, func, insert, select, update
 
 from tether.domain.audit import GENESIS, AuditEvent, event_hash
 from tether.domain.model import (
@@ -27,6 +27,23 @@ from tether.stats.sequential import EProcess
 from tether.store import tables as t
 
 _VERSION_KEY = "gate_version"
+_STORED = [
+    t.decisions.c[name]
+    for name in (
+        "pk",
+        "decision_id",
+        "body",
+        "mode",
+        "execute",
+        "slice_ids",
+        "reason",
+        "kill_switch_id",
+        "verdict",
+        "out_disposition",
+        "out_source",
+        "first_review_seq",
+    )
+]
 _HEAD_KEY = "audit_head"
 _POLICY_KEY = "policy"
 
@@ -276,14 +293,14 @@ class Tx:
         found: dict[str, StoredDecision] = {}
         for start in range(0, len(decision_ids), 500):
             chunk = list(decision_ids[start : start + 500])
-            for row in self.conn.execute(select(t.decisions).where(t.decisions.c.decision_id.in_(chunk))):
+            for row in self.conn.execute(select(*_STORED).where(t.decisions.c.decision_id.in_(chunk))):
                 stored = self._stored(row)
                 found[stored.decision_id] = stored
         return found
 
     def latest_decision_for_alert(self, tenant: str, alert_id: str) -> StoredDecision | None:
         row = self.conn.execute(
-            select(t.decisions)
+            select(*_STORED)
             .where(and_(t.decisions.c.tenant == tenant, t.decisions.c.alert_id == alert_id))
             .order_by(t.decisions.c.decided_at.desc(), t.decisions.c.pk.desc())
             .limit(1)
@@ -303,46 +320,67 @@ class Tx:
         if rows:
             self.conn.execute(insert(t.decision_slices), rows)
 
-    def grants_of(self, decision_pk: int) -> list[Grant]:
-        rows = self.conn.execute(
-            select(
-                t.decision_slices.c.slice_id, t.decision_slices.c.attempt, t.decision_slices.c.executed
-            ).where(t.decision_slices.c.decision_pk == decision_pk)
-        )
-        return [Grant(r.slice_id, r.attempt, bool(r.executed)) for r in rows]
+    def grants_of(self, decision_pks: Sequence[int]) -> dict[int, list[Grant]]:
+        """Where each decision counts as evidence, for many decisions at once."""
+        ds = t.decision_slices
+        found: dict[int, list[Grant]] = {pk: [] for pk in decision_pks}
+        unique = list(found)
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            query = select(ds.c.decision_pk, ds.c.slice_id, ds.c.attempt, ds.c.executed).where(
+                ds.c.decision_pk.in_(chunk)
+            )
+            for r in self.conn.execute(query):
+                found[r.decision_pk].append(Grant(r.slice_id, r.attempt, bool(r.executed)))
+        return found
 
     # outcomes --------------------------------------------------------------
-    def insert_outcome(self, decision_pk: int, values: dict[str, Any], first_review: bool) -> int:
-        seq = self.conn.execute(
-            insert(t.outcomes).values(decision_pk=decision_pk, **values)
-        ).inserted_primary_key
-        assert seq is not None
-        number = int(seq[0])
-        cache: dict[str, Any] = {
-            "out_disposition": values["disposition"],
-            "out_source": values["source"],
-            "out_seq": number,
-        }
-        if first_review:
-            cache["first_review_seq"] = number
-        self.conn.execute(update(t.decisions).where(t.decisions.c.pk == decision_pk).values(**cache))
-        return number
+    def insert_outcomes(self, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert outcome rows in order; their sequence numbers, in the same order."""
+        if not rows:
+            return []
+        result = self.conn.execute(
+            insert(t.outcomes).returning(t.outcomes.c.seq, sort_by_parameter_order=True), rows
+        )
+        return [int(r[0]) for r in result]
 
-    def attempt_history(self, slice_id: str, attempt: int) -> tuple[int, int, list[OutcomeRow]]:
+    def cache_latest_outcomes(self, latest: list[dict[str, Any]]) -> None:
+        """Write each decision's latest outcome (b_pk, b_disposition, b_source, b_seq, b_first_review_seq)."""
+        if latest:
+            d = t.decisions
+            self.conn.execute(
+                update(d)
+                .where(d.c.pk == bindparam("b_pk"))
+                .values(
+                    out_disposition=bindparam("b_disposition"),
+                    out_source=bindparam("b_source"),
+                    out_seq=bindparam("b_seq"),
+                    first_review_seq=bindparam("b_first_review_seq"),
+                ),
+                latest,
+            )
+
+    def attempt_history(
+        self, slice_id: str, attempt: int, upto_seq: int | None = None
+    ) -> tuple[int, int, list[OutcomeRow]]:
         """From the source of truth: (decisions, executed, outcomes of executed decisions by seq)."""
-        ds = t.decision_slices
+        ds, o = t.decision_slices, t.outcomes
         counts = self.conn.execute(
             select(
                 func.count(), func.coalesce(func.sum(case((ds.c.executed.is_(True), 1), else_=0)), 0)
             ).where(and_(ds.c.slice_id == slice_id, ds.c.attempt == attempt))
         ).one()
-        rows = self.conn.execute(
-            select(t.outcomes.c.decision_pk, t.outcomes.c.seq, t.outcomes.c.disposition, t.outcomes.c.source)
-            .join(ds, ds.c.decision_pk == t.outcomes.c.decision_pk)
+        query = (
+            select(o.c.decision_pk, o.c.seq, o.c.disposition, o.c.source)
+            .join(ds, ds.c.decision_pk == o.c.decision_pk)
             .where(and_(ds.c.slice_id == slice_id, ds.c.attempt == attempt, ds.c.executed.is_(True)))
-            .order_by(t.outcomes.c.seq)
+            .order_by(o.c.seq)
         )
-        history = [OutcomeRow(r.decision_pk, r.seq, r.disposition, r.source) for r in rows]
+        if upto_seq is not None:
+            query = query.where(o.c.seq <= upto_seq)
+        history = [
+            OutcomeRow(r.decision_pk, r.seq, r.disposition, r.source) for r in self.conn.execute(query)
+        ]
         return int(counts[0]), int(counts[1]), history
 
     def shadow_rows(self, since: datetime, tenant: str | None) -> list[ShadowRow]:
