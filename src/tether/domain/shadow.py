@@ -51,22 +51,22 @@ def agrees(verdict: str, disposition: str) -> bool:
 
 
 def shadow_evidence(
-    rows: Iterable[tuple[Mapping[str, str], str, str | None]], scope: Scope
+    rows: Iterable[tuple[Mapping[str, str], str, str | None, int]], scope: Scope
 ) -> ShadowEvidence:
-    """Tally shadow decisions (alert dims, verdict, latest disposition) that match the scope."""
+    """Tally shadow decisions (alert dims, verdict, latest disposition, how many) that match the scope."""
     decisions = with_outcome = agreeing = closes = correct = missed = 0
-    for dims, verdict, disposition in rows:
+    for dims, verdict, disposition, n in rows:
         if not scope.matches(dims):
             continue
-        decisions += 1
+        decisions += n
         if disposition not in _DETERMINED:
             continue
-        with_outcome += 1
-        agreeing += agrees(verdict, str(disposition))
+        with_outcome += n
+        agreeing += n * agrees(verdict, str(disposition))
         if verdict == Verdict.CLOSE:
-            closes += 1
-            correct += disposition == Disposition.FALSE_POSITIVE
-            missed += disposition == Disposition.TRUE_POSITIVE
+            closes += n
+            correct += n * (disposition == Disposition.FALSE_POSITIVE)
+            missed += n * (disposition == Disposition.TRUE_POSITIVE)
     return ShadowEvidence(decisions, with_outcome, agreeing, closes, correct, missed)
 
 

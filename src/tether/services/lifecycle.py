@@ -42,7 +42,7 @@ def emit(ctx: Context, tx: Tx, type_: EventType, s: Slice | None, payload: dict[
 def shadow_of(tx: Tx, s: Slice, policy: Policy, now: datetime) -> ShadowEvidence:
     since = now - timedelta(days=policy.shadow_window_days)
     rows = tx.shadow_rows(since, s.scope.value("tenant"))
-    return shadow_evidence(((r.dims, r.verdict, r.disposition) for r in rows), s.scope)
+    return shadow_evidence(((r.dims, r.verdict, r.disposition, r.count) for r in rows), s.scope)
 
 
 def create_slice(ctx: Context, scope_text: str, overrides: dict[str, Any] | None = None) -> Slice:

@@ -96,6 +96,7 @@ class ShadowRow:
     dims: dict[str, str]
     verdict: str
     disposition: str | None
+    count: int
 
 
 class Tx:
@@ -384,14 +385,19 @@ class Tx:
         return int(counts[0]), int(counts[1]), history
 
     def shadow_rows(self, since: datetime, tenant: str | None) -> list[ShadowRow]:
-        """Decisions answered shadow (not killed) decided since a moment, optionally of one tenant."""
+        """Shadow answers (not killed) since a moment, grouped by alert, verdict and latest outcome."""
         d = t.decisions
-        query = select(d.c.dims, d.c.verdict, d.c.out_disposition).where(
-            and_(d.c.mode == Mode.SHADOW.value, d.c.decided_at >= since)
+        query = (
+            select(d.c.dims, d.c.verdict, d.c.out_disposition, func.count().label("n"))
+            .where(and_(d.c.mode == Mode.SHADOW.value, d.c.decided_at >= since))
+            .group_by(d.c.dims, d.c.verdict, d.c.out_disposition)
         )
         if tenant is not None:
             query = query.where(d.c.tenant == tenant)
-        return [ShadowRow(json.loads(r.dims), r.verdict, r.out_disposition) for r in self.conn.execute(query)]
+        return [
+            ShadowRow(json.loads(r.dims), r.verdict, r.out_disposition, int(r.n))
+            for r in self.conn.execute(query)
+        ]
 
     # audit -----------------------------------------------------------------
     def append_event(self, at: datetime, type_: str, actor: Actor, about: EventSubject) -> AuditEvent:

@@ -1,0 +1,338 @@
+"""The `tether` CLI of DESIGN §7 driven through the real executable: help, init, JSON shapes, exit codes, lifecycle."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from conftest import T0, decision, iso, outcome
+
+SLICE_KEYS = {
+    "id",
+    "scope",
+    "state",
+    "attempt",
+    "canary_started_at",
+    "promoted_at",
+    "evidence",
+    "shadow",
+    "verdict",
+}
+EVIDENCE_KEYS = {
+    "decisions", "executed", "reviewed", "correct", "incorrect", "missed_tp",
+    "precision", "precision_low", "precision_high", "age_days",
+}  # fmt: skip
+SHADOW_KEYS = {"decisions", "with_outcome", "agreement", "missed_tp"}
+KILL_KEYS = {
+    "id",
+    "scope",
+    "reason",
+    "active",
+    "activated_by",
+    "activated_at",
+    "deactivated_by",
+    "deactivated_at",
+}
+ANSWER_KEYS = {"decision_id", "mode", "execute", "slice_ids", "reason"}
+ACTIONS = {"promote", "rollback", "continue", "hold"}
+POLICY_DEFAULTS: dict[str, Any] = {
+    "promote_after_days": 7,
+    "promote_min_precision": 0.98,
+    "rollback_below_precision": 0.95,
+    "max_missed_tp": 0,
+    "evidence": "sequential",
+    "min_reviews_to_promote": 30,
+    "min_reviews_to_judge_rollback": 20,
+    "alpha_promote": 0.05,
+    "alpha_rollback": 0.05,
+    "prior_a": 19,
+    "prior_b": 1,
+    "hold_after_days": 28,
+    "monitor_active": True,
+    "on_hold": "keep",
+    "tenants_start_in_shadow": True,
+    "shadow_window_days": 14,
+    "shadow_min_agreement": 0.95,
+    "shadow_min_decisions": 50,
+}
+# Each command with words of which at least one must appear in its help (its purpose, not just its name).
+HELP: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
+    (("init",), ("schema", "token")),
+    (("gate",), ("mode", "read-only")),
+    (("evaluate",), ("promote", "roll back")),
+    (("slice", "create"), ("scope",)),
+    (("slice", "list"), ("evidence", "slices")),
+    (("slice", "show"), ("evidence", "verdict")),
+    (("slice", "policy"), ("override",)),
+    (("slice", "reset"), ("shadow", "kill switch")),
+    (("canary", "start"), ("go-live", "sign-off", "signed")),
+    (("canary", "promote"), ("force",)),
+    (("canary", "rollback"), ("killed", "roll")),
+    (("kill", "activate"), ("autonomy", "scope")),
+    (("kill", "deactivate"), ("switch",)),
+    (("kill", "list"), ("switch",)),
+    (("policy", "show"), ("global",)),
+    (("policy", "set"), ("global", "field")),
+    (("ingest", "decisions"), ("json-lines", "jsonl")),
+    (("ingest", "outcomes"), ("json-lines", "jsonl")),
+    (("audit", "list"), ("event",)),
+    (("audit", "verify"), ("chain", "hash")),
+    (("audit", "head"), ("publish", "head")),
+    (("audit", "export"), ("trail", "json lines", "json-lines")),
+]
+ACME_PHISHING = (
+    "--tenant",
+    "acme",
+    "--severity",
+    "low",
+    "--rule-family",
+    "phishing",
+    "--data-source",
+    "o365",
+)
+
+
+def one_line(proc: subprocess.CompletedProcess[str]) -> str:
+    """The single line a failing command writes on stderr."""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one stderr line, got {proc.stderr!r}"
+    return lines[0]
+
+
+def side_by_side(
+    cli: Any, calls: list[tuple[str, ...]], expect: int
+) -> list[subprocess.CompletedProcess[str]]:
+    """Run independent read-only or refused commands concurrently (each costs a process start), in order."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda args: cli.run(*args, expect=expect), calls))
+
+
+def events(cli: Any) -> list[dict[str, Any]]:
+    return list(cli.json("audit", "list")["events"])
+
+
+def assert_slice_shape(s: dict[str, Any]) -> None:
+    assert SLICE_KEYS <= set(s), SLICE_KEYS - set(s)
+    assert EVIDENCE_KEYS <= set(s["evidence"]), EVIDENCE_KEYS - set(s["evidence"])
+    assert SHADOW_KEYS <= set(s["shadow"]), SHADOW_KEYS - set(s["shadow"])
+    assert {"action", "reasons"} <= set(s["verdict"])
+    assert isinstance(s["verdict"]["reasons"], list)
+
+
+def test_every_command_has_help(cli: Any) -> None:
+    """Every command and sub-command answers --help with exit 0, its usage line and a word of its purpose."""
+
+    procs = side_by_side(cli, [(*cmd, "--help") for cmd, _ in HELP], expect=0)
+    for (cmd, words), proc in zip(HELP, procs, strict=True):
+        text = " ".join(proc.stdout.split()).lower()
+        assert f"tether {' '.join(cmd)}" in text, cmd
+        assert any(w in text for w in words), f"tether {' '.join(cmd)} --help mentions none of {words}"
+
+
+def test_init_is_idempotent_and_required(cli: Any, tmp_path: Path) -> None:
+    """Commands on an uninitialised database exit 2 saying to run `tether init`; init prints a token once only."""
+    fresh = {"TETHER_DATABASE_URL": f"sqlite:///{tmp_path}/fresh.db"}
+    refused = cli.run("slice", "list", expect=2, env=fresh)
+    assert "tether init" in one_line(refused)
+    first = cli.run("init", env=fresh)
+    assert "tth_" in first.stdout or "token" in first.stdout.lower()
+    second = json.loads(cli.run("init", "--json", env=fresh).stdout)
+    assert second["token"] is None
+    assert json.loads(cli.run("slice", "list", "--json", env=fresh).stdout) == {"slices": []}
+
+
+def test_whole_lifecycle_in_virtual_time(cli: Any) -> None:
+    """Shadow → canary (sign-off) → promote at day 8 → missed-TP rollback killing the scope → reset to shadow."""
+    created = cli.json("slice", "create", "--scope", "rule_family=phishing,tenant=acme")
+    assert_slice_shape(created)
+    sid = created["id"]
+    assert created["scope"] == "tenant=acme,rule_family=phishing"
+    assert (created["state"], created["attempt"], created["canary_started_at"]) == ("shadow", 0, None)
+    started = cli.json(
+        "canary", "start", sid, "--signed-off-by", "soc-lead", "--reason", "pilot", "--as", "alice"
+    )
+    assert (started["state"], started["attempt"], started["canary_started_at"]) == ("canary", 1, iso(T0))
+
+    cli.now = T0 + timedelta(hours=1)
+    answers = cli.json("ingest", "decisions", cli.jsonl([decision(i) for i in range(1, 95)]))["results"]
+    assert len(answers) == 94 and all(ANSWER_KEYS <= set(a) for a in answers)
+    assert [a["decision_id"] for a in answers] == [f"d-{i}" for i in range(1, 95)]
+    assert all(a["mode"] == "canary" and a["execute"] is True and a["slice_ids"] == [sid] for a in answers)
+    reviewed = cli.json("ingest", "outcomes", cli.jsonl([outcome(i) for i in range(1, 94)]))
+    assert (reviewed["accepted"], reviewed["actions"]) == (93, [])
+
+    cli.now = T0 + timedelta(days=3)
+    early = cli.json("evaluate")["results"]
+    assert [(r["slice_id"], r["action"]) for r in early] == [(sid, "continue")]
+    assert any("age" in reason and "7" in reason for reason in early[0]["reasons"]), early[0]["reasons"]
+    late = cli.json("evaluate", "--now", iso(T0 + timedelta(days=8)))["results"]
+    assert [(r["slice_id"], r["action"]) for r in late] == [(sid, "promote")]
+    assert {"slice_id", "action", "reasons"} <= set(late[0])
+
+    cli.now = T0 + timedelta(days=8, hours=1)
+    active = cli.json("slice", "show", sid)
+    assert_slice_shape(active)
+    assert (active["state"], active["promoted_at"]) == ("active", iso(T0 + timedelta(days=8)))
+    ev = active["evidence"]
+    assert (ev["decisions"], ev["executed"], ev["reviewed"], ev["correct"], ev["missed_tp"]) == (
+        94,
+        94,
+        93,
+        93,
+        0,
+    )
+    assert ev["precision"] == 1.0
+
+    missed = cli.json("ingest", "outcomes", cli.jsonl([outcome(94, "true_positive", source="incident")]))
+    assert missed["accepted"] == 1
+    [action] = missed["actions"]
+    assert action["slice_id"] == sid and action["action"] == "rollback"
+    gate = cli.json("gate", *ACME_PHISHING)
+    assert (gate["mode"], gate["execute"], gate["slice_ids"]) == ("killed", False, [])
+    kid = gate["kill_switch_id"]
+    assert kid and action.get("kill_switch_id", kid) == kid
+
+    refused = cli.run("kill", "deactivate", kid, "--reason", "too early", expect=1)
+    assert "slice reset" in one_line(refused)
+    reset = cli.json("slice", "reset", sid, "--reason", "model fixed")
+    assert reset["state"] == "shadow"
+    [switch] = cli.json("kill", "list")["kill_switches"]
+    assert KILL_KEYS <= set(switch)
+    assert (switch["id"], switch["active"], switch["scope"]) == (
+        kid,
+        False,
+        "tenant=acme,rule_family=phishing",
+    )
+
+    trail = [(e["type"], e["slice_id"], e["actor"]) for e in events(cli) if e["slice_id"] == sid]
+    assert [t for t, _, _ in trail] == [
+        "slice.created",
+        "canary.started",
+        "canary.promoted",
+        "canary.rolled_back",
+        "kill_switch.activated",
+        "slice.reset",
+        "kill_switch.deactivated",
+    ]
+    assert trail[1][2] == {"type": "user", "id": "alice"}
+    assert trail[5][2] == {"type": "user", "id": "tester"}
+
+
+def test_exit_codes_of_refusals_and_bad_input(cli: Any) -> None:
+    """Unknown ids, fields and values, bad scopes and a missing sign-off exit 2; rule refusals exit 1, one stderr line."""
+    sid = cli.json("slice", "create", "--scope", "tenant=acme")["id"]
+    bad_input = [
+        ("slice", "show", "sl_does_not_exist"),
+        ("policy", "set", "no_such_field=1"),
+        ("policy", "set", "promote_min_precision=1.5"),
+        ("policy", "set", "evidence=bogus"),
+        ("slice", "create", "--scope", "colour=red"),
+        ("slice", "create", "--scope", "tenant="),
+        ("slice", "create", "--scope", "severity=95"),
+        ("canary", "start", sid),
+    ]
+    for proc in side_by_side(cli, bad_input, expect=2):
+        one_line(proc)
+    duplicate, promote = side_by_side(
+        cli,
+        [("slice", "create", "--scope", "tenant=acme"), ("canary", "promote", sid, "--reason", "eager")],
+        expect=1,
+    )
+    assert "tenant=acme" in one_line(duplicate)
+    assert "shadow" in one_line(promote)
+
+    # Thin shadow evidence: 10 decisions, 90% agreement and close precision, one missed true positive.
+    cli.now = T0 + timedelta(hours=1)
+    cli.run("ingest", "decisions", cli.jsonl([decision(i) for i in range(1, 11)]))
+    dispositions = ["false_positive"] * 9 + ["true_positive"]
+    cli.run("ingest", "outcomes", cli.jsonl([outcome(i, d) for i, d in enumerate(dispositions, start=1)]))
+    unmet = one_line(cli.run("canary", "start", sid, "--if-ready", expect=1))
+    for criterion in (
+        "shadow_min_decisions",
+        "shadow_min_agreement",
+        "rollback_below_precision",
+        "max_missed_tp",
+    ):
+        assert criterion in unmet, f"{criterion} not named in {unmet!r}"
+
+
+def test_jsonl_errors_name_the_line_and_write_nothing(cli: Any) -> None:
+    """A bad JSON-lines file exits 2 with one `line N: FIELD:` stderr line (blank lines counted) and records nothing."""
+    sid = cli.json("slice", "create", "--scope", "tenant=acme")["id"]
+    cli.run("canary", "start", sid, "--signed-off-by", "soc-lead", "--reason", "pilot")
+    cli.now = T0 + timedelta(hours=1)
+    [first] = cli.json("ingest", "decisions", cli.jsonl([decision(1)]))["results"]
+    before_slice, before_events = cli.json("slice", "show", sid), events(cli)
+
+    good = json.dumps(decision(2)) + "\n"
+    missing = {k: v for k, v in decision(3).items() if k != "decided_at"}
+    bad_decisions = [
+        (good + "\n\n" + '{"decision_id": "d-3", \n', 4, None),
+        (good + "\n" + json.dumps(decision(3, colour="red")) + "\n", 3, "colour"),
+        ("\n\n\n" + good + "\n" + json.dumps(decision(3, severity="banana")) + "\n", 6, "severity"),
+        ("\n" + good + json.dumps(missing) + "\n", 3, "decided_at"),
+    ]
+    tp_then_unknown = json.dumps(outcome(1, "true_positive")) + "\n\n\n" + json.dumps(outcome("nope")) + "\n"
+    calls = [("ingest", "decisions", str(cli.jsonl([], raw=raw))) for raw, _, _ in bad_decisions]
+    calls.append(("ingest", "outcomes", str(cli.jsonl([], raw=tp_then_unknown))))
+    expected = [(line, field) for _, line, field in bad_decisions] + [(4, "decision_id")]
+    for proc, (line, field) in zip(side_by_side(cli, calls, expect=2), expected, strict=True):
+        message = one_line(proc)
+        assert message.startswith(f"line {line}:"), message
+        if field:
+            assert message.startswith(f"line {line}: {field}:"), message
+
+    after_slice = cli.json("slice", "show", sid)
+    assert after_slice["state"] == "canary", "the true positive before the bad line must not roll back"
+    assert after_slice["evidence"] == before_slice["evidence"]
+    assert events(cli) == before_events
+
+    # d-2 was on a good line of every bad file: it was never recorded, so it counts now; d-1 replays.
+    again = cli.json("ingest", "decisions", cli.jsonl([decision(2), decision(1)]))["results"]
+    assert again[1] == first
+    assert again[0]["decision_id"] == "d-2" and again[0]["execute"] is True
+    counted = cli.json("slice", "show", sid)["evidence"]
+    assert (counted["decisions"], counted["executed"]) == (before_slice["evidence"]["decisions"] + 1,) * 2
+
+    conflict = cli.run("ingest", "decisions", cli.jsonl([decision(1, verdict="escalate")]), expect=2)
+    assert "d-1" in one_line(conflict)
+    assert cli.json("slice", "show", sid)["evidence"] == counted
+
+
+def test_policy_changes_are_audited_with_the_actor(cli: Any) -> None:
+    """policy show is flat with §5 defaults; policy set and slice policy change, audit and name the actor."""
+    shown = cli.json("policy", "show")
+    assert all(not isinstance(v, dict | list) for v in shown.values()), "policy show is one flat object"
+    assert {k: shown.get(k) for k in POLICY_DEFAULTS} == POLICY_DEFAULTS
+
+    changed = json.loads(cli.run("--as", "carol", "policy", "set", "promote_after_days=5", "--json").stdout)
+    assert changed["promote_after_days"] == 5
+    sid = cli.json("slice", "create", "--scope", "tenant=acme")["id"]
+    dave = {"TETHER_ACTOR": "dave"}
+    tuned = json.loads(cli.run("slice", "policy", sid, "--set", "max_missed_tp=2", "--json", env=dave).stdout)
+    assert tuned["id"] == sid
+    assert tuned["policy"]["max_missed_tp"] == 2 and tuned["policy"]["promote_after_days"] == 5
+
+    by_type = {e["type"]: e for e in events(cli)}
+    policy_changed, slice_changed = by_type["policy.changed"], by_type["slice.policy_changed"]
+    assert policy_changed["actor"] == {"type": "user", "id": "carol"}
+    assert "promote_after_days" in json.dumps(policy_changed["payload"])
+    assert slice_changed["actor"] == {"type": "user", "id": "dave"} and slice_changed["slice_id"] == sid
+    assert "max_missed_tp" in json.dumps(slice_changed["payload"])
+
+
+def test_gate_reads_severity_words_and_numbers(cli: Any) -> None:
+    """`gate --severity 95` and `--severity critical` fall in the same band; 89 does not."""
+    sid = cli.json("slice", "create", "--scope", "tenant=acme,severity=critical")["id"]
+    cli.run("canary", "start", sid, "--signed-off-by", "soc-lead", "--reason", "pilot")
+    alert = ("--tenant", "acme", "--rule-family", "phishing", "--data-source", "o365")
+    severities = ("95", "critical", "89")
+    procs = side_by_side(cli, [("gate", *alert, "--severity", sev, "--json") for sev in severities], expect=0)
+    by_number, by_word, below = (json.loads(p.stdout) for p in procs)
+    assert by_number == by_word
+    assert (by_word["mode"], by_word["execute"], by_word["slice_ids"]) == ("canary", True, [sid])
+    assert (below["mode"], below["execute"]) == ("shadow", False)
