@@ -1,4 +1,4 @@
-"""The gate of DESIGN §3 and the scopes of §1: kill switches, tenant guard, refinement, least autonomy, fail closed."""
+"""The gate of DESIGN §3 and the scopes of §1: kill switches, tenant guard, refinement, fail closed."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def test_configured_dimensions_set_the_order_and_the_vocabulary() -> None:
     ],
 )
 def test_bad_scopes_are_bad_input_naming_the_problem(text: str, problem: str) -> None:
-    """Unknown dimension, empty value, a repeated dimension and a severity that is no band name are BadInput."""
+    """Unknown dimension, empty value, a repeated dimension and a non-band severity are BadInput."""
     with pytest.raises(BadInput, match=problem) as caught:
         parse_scope(text, DIMS)
     assert caught.value.problems[0].loc == ("scope",)
@@ -149,7 +149,7 @@ def test_refines_is_a_strict_superset_of_pairs() -> None:
     ],
 )
 def test_severity_bands_of_words_and_numbers(raw: object, band: str) -> None:
-    """Raw severity maps to the default bands: low [0, 40), medium [40, 70), high [70, 90), critical [90, 100]."""
+    """Raw severity maps to low [0, 40), medium [40, 70), high [70, 90), critical [90, 100]."""
     assert DIMS.bands.band_of(raw) == band
 
 
@@ -182,7 +182,7 @@ def test_bands_are_configurable() -> None:
 
 
 def test_a_kill_switch_wins_over_every_slice() -> None:
-    """A matching kill switch answers killed, naming it, with empty slice_ids, even over an active carve-out."""
+    """A matching kill switch answers killed, naming it, with empty slice_ids, over an active carve-out."""
     gate = view(
         [sl("sl_t", "tenant=acme", ACTIVE), sl("sl_p", "tenant=acme,rule_family=phishing", ACTIVE)],
         [kill("ks_1", "tenant=acme")],
@@ -260,14 +260,14 @@ def test_a_slice_naming_tenant_and_family_refines_the_guard() -> None:
 
 
 def test_a_slice_of_exactly_the_tenant_scope_replaces_the_guard() -> None:
-    """With a slice of scope tenant=acme there is no guard for acme: a canary on rule_family=phishing applies."""
+    """With a slice of scope tenant=acme there is no guard: a canary on rule_family=phishing applies."""
     gate = view([sl("sl_a", "tenant=acme", ACTIVE), sl("sl_p", "rule_family=phishing", CANARY)])
     assert gate.answer(ALERT).mode is Mode.CANARY
     assert gate.answer(alert(tenant="beta")).mode is Mode.SHADOW
 
 
 def test_a_slice_naming_the_tenant_with_more_pairs_does_not_lift_the_guard_elsewhere() -> None:
-    """A slice on tenant=acme,rule_family=phishing is not exactly tenant=acme: a data_source canary stays shadow."""
+    """A slice on tenant=acme,rule_family=phishing is not tenant=acme: other acme alerts stay guarded."""
     gate = view(
         [sl("sl_ap", "tenant=acme,rule_family=phishing", CANARY), sl("sl_d", "data_source=o365", ACTIVE)]
     )
@@ -287,7 +287,7 @@ def test_without_tenants_start_in_shadow_there_is_no_guard() -> None:
 
 
 def test_a_more_specific_canary_carves_out_of_a_shadow_slice() -> None:
-    """A canary on tenant=acme,rule_family=phishing overrides the shadow slice tenant=acme for phishing alone."""
+    """A canary on tenant=acme,rule_family=phishing overrides the shadow tenant=acme for phishing only."""
     gate = view([sl("sl_a", "tenant=acme", SHADOW), sl("sl_ap", "tenant=acme,rule_family=phishing", CANARY)])
     assert gate.answer(ALERT).mode is Mode.CANARY
     other = gate.answer(alert(rule_family="malware"))
@@ -331,7 +331,7 @@ def test_refinement_is_transitive_through_three_levels() -> None:
     ],
 )
 def test_unrelated_slices_must_both_allow_autonomy(left: SliceState, right: SliceState, mode: Mode) -> None:
-    """Of two matching unrelated slices the least autonomous state wins: shadow/rolled_back < canary < active."""
+    """Of two unrelated matching slices the least autonomous wins: shadow/rolled_back < canary < active."""
     for a, b in ((left, right), (right, left)):
         gate = view([sl("sl_r", "rule_family=phishing", a), sl("sl_d", "data_source=o365", b)], guard=False)
         answer = gate.answer(ALERT)
@@ -502,7 +502,7 @@ def matches(scope: Mapping[str, str], a: Mapping[str, str]) -> bool:
 def reference_remaining(
     slices: list[tuple[dict[str, str], SliceState]], a: Mapping[str, str], guard: bool
 ) -> list[tuple[str, dict[str, str], SliceState]]:
-    """DESIGN §3 steps 2-3 written out: matching slices plus the tenant guard, minus those refined by another."""
+    """DESIGN §3 steps 2-3 written out: matching slices and the guard, minus those refined by another."""
     matching = [(f"sl_{i}", s, state) for i, (s, state) in enumerate(slices) if matches(s, a)]
     if guard and not any(s == {"tenant": a["tenant"]} for s, _ in slices):
         matching.append(("", {"tenant": a["tenant"]}, SHADOW))
@@ -515,7 +515,7 @@ def reference_mode(
     a: Mapping[str, str],
     guard: bool,
 ) -> Mode:
-    """DESIGN §3 written out: killed, else the least autonomous state among the remaining slices, else shadow."""
+    """DESIGN §3 written out: killed, else the least autonomous remaining state, else shadow."""
     if any(active and matches(s, a) for s, active in kills):
         return Mode.KILLED
     remaining = reference_remaining(slices, a, guard)
@@ -532,7 +532,7 @@ def test_property_a_matching_kill_switch_always_kills(
     a: dict[str, str],
     guard: bool,
 ) -> None:
-    """Whatever the slices, an active kill switch matching the alert answers killed and names a matching switch."""
+    """Whatever the slices, a matching active kill switch answers killed and names a matching switch."""
     kills = [*kills, ({k: a[k] for k in list(a)[: len(kills) % 3]}, True)]
     answer = build(slices, kills, guard).answer(a)
     assert answer.mode is Mode.KILLED
@@ -547,7 +547,7 @@ def test_property_a_matching_kill_switch_always_kills(
 def test_property_mode_is_the_least_autonomous_remaining_state(
     slices: list[tuple[dict[str, str], SliceState]], kills: list[tuple[dict[str, str], bool]], guard: bool
 ) -> None:
-    """For every alert, the mode equals an independent reading of §3: kill, guard, refinement, least autonomy."""
+    """For every alert the mode equals an independent reading of §3: kill, guard, refinement, autonomy."""
     gate = build(slices, kills, guard)
     for a in ALL_ALERTS:
         answer = gate.answer(a)
@@ -588,7 +588,7 @@ def test_property_a_new_more_specific_slice_changes_only_alerts_it_matches(
 def test_property_execute_iff_canary_or_active(
     slices: list[tuple[dict[str, str], SliceState]], kills: list[tuple[dict[str, str], bool]], guard: bool
 ) -> None:
-    """For every alert, execute is true exactly when the mode is canary or active, and escalate never executes."""
+    """For every alert execute is true exactly in canary or active, and an escalate never executes."""
     gate = build(slices, kills, guard)
     for a in ALL_ALERTS:
         answer = gate.answer(a)

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from tether.domain.model import AUTONOMY, LIVE_STATES, Answer, KillSwitch, Mode, Slice, SliceState
+from tether.domain.model import AUTONOMY, Answer, KillSwitch, Mode, Slice, SliceState
 from tether.domain.scope import Dimensions, Pair, Scope, sub_scopes
 
 _MODE_OF = {
@@ -81,12 +81,15 @@ class GateView:
         least = min(AUTONOMY[s.state] for s in remaining)
         deciding = [s for s in remaining if AUTONOMY[s.state] == least]
         mode = _MODE_OF[deciding[0].state]
+        if mode is Mode.SHADOW:
+            return Answer(mode, False, tuple(s.id for s in deciding if s.id), _reason(deciding))
+        # Autonomy granted: every remaining slice allowed it, and each gets the decision as evidence.
         return Answer(
             mode,
-            mode in (Mode.CANARY, Mode.ACTIVE),
-            tuple(s.id for s in deciding if s.id),
+            True,
+            tuple(s.id for s in remaining),
             _reason(deciding),
-            granted=tuple((s.id, s.attempt) for s in deciding if s.state in LIVE_STATES),
+            granted=tuple((s.id, s.attempt) for s in remaining),
         )
 
 

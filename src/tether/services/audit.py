@@ -36,9 +36,15 @@ def head(ctx: Context) -> tuple[int, str]:
 
 def parse_head(text: str) -> tuple[int, str]:
     seq, sep, digest = text.partition(":")
-    if not sep or not seq.strip().isdigit() or len(digest.strip()) != 64:
+    digest = digest.strip()
+    if (
+        not sep
+        or not seq.strip().isdigit()
+        or len(digest) != 64
+        or any(c not in "0123456789abcdefABCDEF" for c in digest)
+    ):
         raise BadInput.at("head", "must be SEQ:HASH, e.g. 42:3f1c...(64 hex digits)")
-    return int(seq), digest.strip().lower()
+    return int(seq), digest.lower()
 
 
 def verify(ctx: Context, published_head: tuple[int, str] | None = None) -> ChainReport:

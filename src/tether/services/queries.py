@@ -97,3 +97,20 @@ def list_slices(ctx: Context, state: str | None = None, tenant: str | None = Non
 def list_kill_switches(ctx: Context, active_only: bool = False) -> list[KillSwitch]:
     with ctx.db.transaction(write=False) as conn:
         return Tx(conn).kill_switches(active_only=active_only)
+
+
+def evidence_snapshots(ctx: Context) -> list[dict[str, Any]]:
+    """Every slice's state and evidence, without shadow evidence: cheap enough to take often."""
+    with ctx.db.transaction(write=False) as conn:
+        tx = Tx(conn)
+        now = ctx.clock.now()
+        return [
+            {
+                "id": s.id,
+                "scope": s.scope.text,
+                "state": s.state.value,
+                "attempt": s.attempt,
+                "evidence": evidence_dict(s, effective_policy(tx, s), now),
+            }
+            for s in tx.slices()
+        ]

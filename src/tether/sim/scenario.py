@@ -30,6 +30,7 @@ class Named(_Strict):
 class TenantSpec(_Strict):
     name: str = Field(min_length=1)
     alerts_per_day: int = Field(gt=0, le=1_000_000)
+    from_day: int = Field(default=0, ge=0)  # a tenant onboarded mid-run
 
 
 class Override(_Strict):

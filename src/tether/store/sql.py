@@ -419,6 +419,7 @@ class Tx:
             insert(t.audit_events).values(
                 seq=seq + 1,
                 at=body["at"],
+                at_key=at,
                 type=type_,
                 actor=json.dumps(actor_dict, sort_keys=True),
                 slice_id=body["slice_id"],
@@ -465,9 +466,9 @@ class Tx:
         if f.type is not None:
             query = query.where(e.c.type == f.type)
         if f.since is not None:
-            query = query.where(e.c.at >= iso(f.since))
+            query = query.where(e.c.at_key >= f.since)
         if f.until is not None:
-            query = query.where(e.c.at < iso(f.until))
+            query = query.where(e.c.at_key < f.until)
         if f.after_seq is not None:
             query = query.where(e.c.seq > f.after_seq)
         if f.limit is not None:

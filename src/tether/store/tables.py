@@ -30,7 +30,9 @@ class UtcTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -140,7 +142,8 @@ audit_events = Table(
     "audit_events",
     metadata,
     Column("seq", Integer, primary_key=True, autoincrement=False),
-    Column("at", String(40), nullable=False),
+    Column("at", String(40), nullable=False),  # as hashed: RFC 3339 text
+    Column("at_key", UtcTime, nullable=False),  # the same instant, fixed width, for range filters
     Column("type", String(64), nullable=False),
     Column("actor", Text, nullable=False),
     Column("slice_id", String(40)),
@@ -150,6 +153,7 @@ audit_events = Table(
     Column("hash", String(64), nullable=False),
     Index("ix_audit_slice", "slice_id"),
     Index("ix_audit_type", "type"),
+    Index("ix_audit_at", "at_key"),
 )
 
 tokens = Table(

@@ -21,6 +21,13 @@ CREATE TRIGGER audit_events_no_{op} BEFORE {OP} ON audit_events
 BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: {OP} refused'); END
 """
 
+# INSERT OR REPLACE deletes the old row without firing DELETE triggers: refuse reusing a seq.
+_NO_REPLACE_SQLITE = """
+CREATE TRIGGER audit_events_no_replace BEFORE INSERT ON audit_events
+WHEN EXISTS (SELECT 1 FROM audit_events WHERE seq = NEW.seq)
+BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: seq already used'); END
+"""
+
 _APPEND_ONLY_PG = [
     """CREATE OR REPLACE FUNCTION tether_audit_append_only() RETURNS trigger AS $$
     BEGIN RAISE EXCEPTION 'audit_events is append-only: % refused', TG_OP; END;
@@ -117,6 +124,7 @@ def upgrade() -> None:
         "audit_events",
         sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("at", sa.String(40), nullable=False),
+        sa.Column("at_key", UtcTime, nullable=False),
         sa.Column("type", sa.String(64), nullable=False),
         sa.Column("actor", sa.Text, nullable=False),
         sa.Column("slice_id", sa.String(40)),
@@ -127,6 +135,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_audit_slice", "audit_events", ["slice_id"])
     op.create_index("ix_audit_type", "audit_events", ["type"])
+    op.create_index("ix_audit_at", "audit_events", ["at_key"])
     op.create_table(
         "tokens",
         sa.Column("id", sa.String(40), primary_key=True),
@@ -143,6 +152,7 @@ def upgrade() -> None:
     else:
         for name in ("update", "delete"):
             op.execute(_APPEND_ONLY_SQLITE.format(op=name, OP=name.upper()))
+        op.execute(_NO_REPLACE_SQLITE)
 
 
 def downgrade() -> None:
