@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from conftest import T0, decision, iso, outcome
+from tether.domain.audit import AuditEvent
 from tether.domain.errors import BadInput, CriteriaNotMet, DuplicateScope, NotAllowed, ReplayConflict
 from tether.domain.model import Mode
 from tether.services import audit, evaluate, kills, lifecycle, policy, queries
@@ -25,12 +26,8 @@ ALERT = {"tenant": "acme", "severity": "low", "rule_family": "phishing", "data_s
 # helpers ---------------------------------------------------------------------------------------------
 
 
-def events(ctx: Context, type_: str | None = None, slice_id: str | None = None) -> list[Any]:
+def events(ctx: Context, type_: str | None = None, slice_id: str | None = None) -> list[AuditEvent]:
     return audit.list_events(ctx, AuditFilter(slice_id=slice_id, type=type_))
-
-
-def types(ctx: Context) -> list[str]:
-    return [e.type for e in events(ctx)]
 
 
 def evidence(ctx: Context, slice_id: str) -> dict[str, Any]:
@@ -53,7 +50,15 @@ def footprint(ctx: Context) -> dict[str, Any]:
             "ev_correct, ev_incorrect, ev_log_e_rb, ev_log_e_pr FROM slices ORDER BY id"
         ).all()
         active_kills = conn.exec_driver_sql("SELECT COUNT(*) FROM kill_switches WHERE active").scalar_one()
-    return {"counts": counts, "slices": [tuple(r) for r in rows], "active_kills": active_kills}
+        latest = conn.exec_driver_sql(
+            "SELECT decision_id, out_disposition, out_source, first_review_seq FROM decisions ORDER BY pk"
+        ).all()
+    return {
+        "counts": counts,
+        "slices": [tuple(r) for r in rows],
+        "active_kills": active_kills,
+        "latest_outcomes": [tuple(r) for r in latest],
+    }
 
 
 def stored_decision(ctx: Context, decision_id: str) -> dict[str, Any]:
@@ -444,7 +449,7 @@ def test_three_incorrect_reviews_roll_back_within_the_call_that_brings_the_third
 def test_sequential_rollback_vectors_at_arrival(
     ctx: Context, correct: int, incorrect: int, rolls_back: bool
 ) -> None:
-    """STATISTICS.md vectors: 16 correct then 4 incorrect roll back at the 20th review; 17 then 3 do not."""
+    """STATISTICS.md vectors: 3 errors in 10 or 4 in 20 roll back at the last review; 3 in 20 do not."""
     sid = canary(ctx)
     total = correct + incorrect
     closes(ctx, range(1, total + 1))
@@ -454,6 +459,29 @@ def test_sequential_rollback_vectors_at_arrival(
     last = reviews(ctx, range(total, total + 1), "benign_positive")
     assert [a["slice_id"] for a in last.actions] == ([sid] if rolls_back else [])
     assert state(ctx, sid) == ("rolled_back" if rolls_back else "canary")
+
+
+def test_three_incorrect_reviews_in_one_batch_roll_back_at_the_third_item(ctx: Context) -> None:
+    """In one batch the rollback rules are checked after each outcome: the action names the third item."""
+    sid = canary(ctx)
+    closes(ctx, range(1, 5))
+    result = record_outcomes(ctx, [outcome(i, "benign_positive") for i in range(1, 5)])
+    assert [(a["slice_id"], a["index"]) for a in result.actions] == [(sid, 2)]
+    assert state(ctx, sid) == "rolled_back"
+    assert len(events(ctx, "canary.rolled_back")) == 1
+
+
+def test_corrections_are_checked_for_rollback_on_arrival(ctx: Context) -> None:
+    """Correcting three clean reviews to incorrect rolls back at the third correction."""
+    sid = canary(ctx)
+    closes(ctx, range(1, 4))
+    reviews(ctx, range(1, 4))
+    assert reviews(ctx, range(1, 3), "benign_positive").actions == []
+    assert state(ctx, sid) == "canary"
+    (action,) = reviews(ctx, range(3, 4), "benign_positive").actions
+    assert (action["slice_id"], action["trigger"]) == (sid, "precision")
+    ev = evidence(ctx, sid)
+    assert (ev["reviewed"], ev["correct"], ev["incorrect"]) == (3, 0, 3)
 
 
 def test_point_evidence_waits_for_min_reviews_before_a_precision_rollback(ctx: Context) -> None:
@@ -926,27 +954,29 @@ def test_rolled_back_broad_slice_kills_its_carve_outs_and_lists_them(ctx: Contex
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("change", "field"),
     [
-        {"promote_min_precision": 1.5},
-        {"rollback_below_precision": -0.1},
-        {"shadow_min_agreement": 2},
-        {"alpha_promote": 0},
-        {"alpha_rollback": 1},
-        {"prior_a": 0},
-        {"prior_b": -1},
-        {"rollback_below_precision": 0.99},
-        {"promote_min_precision": 0.9},
-        {"colour": "red"},
-        {"evidence": "vibes"},
+        ({"promote_min_precision": 1.5}, "promote_min_precision"),
+        ({"rollback_below_precision": -0.1}, "rollback_below_precision"),
+        ({"shadow_min_agreement": 2}, "shadow_min_agreement"),
+        ({"alpha_promote": 0}, "alpha_promote"),
+        ({"alpha_rollback": 1}, "alpha_rollback"),
+        ({"prior_a": 0}, "prior_a"),
+        ({"prior_b": -1}, "prior_b"),
+        ({"rollback_below_precision": 0.99}, "rollback_below_precision"),
+        ({"promote_min_precision": 0.9}, "rollback_below_precision"),
+        ({"colour": "red"}, "colour"),
+        ({"evidence": "vibes"}, "evidence"),
     ],
 )
-def test_set_policy_validates_and_writes_nothing_on_error(ctx: Context, change: dict[str, Any]) -> None:
+def test_set_policy_validates_and_writes_nothing_on_error(
+    ctx: Context, change: dict[str, Any], field: str
+) -> None:
     """An invalid global policy change is BadInput naming the field, and nothing is written."""
     before, trail = policy.show_policy(ctx), footprint(ctx)
     with pytest.raises(BadInput) as caught:
         policy.set_policy(ctx, change)
-    assert next(iter(change)) in str(caught.value) or "rollback_below_precision" in str(caught.value)
+    assert [p.field() for p in caught.value.problems] == [field]
     assert policy.show_policy(ctx) == before
     assert footprint(ctx) == trail
 

@@ -16,7 +16,7 @@ def build(settings: Settings, *, clock: Clock | None = None, rng: random.Random 
     if clock is None:
         clock = FixedClock(settings.now) if settings.now is not None else Clock()
     return Context(
-        db=Database(settings.database_url),
+        db=Database(settings.database_url, settings.sqlite_synchronous),
         clock=clock,
         dims=settings.dimensions,
         actor=Actor(ActorType.USER, settings.actor),

@@ -21,6 +21,8 @@ class Settings:
     actor: str = "operator"
     dimensions: Dimensions = field(default_factory=Dimensions)
     max_staleness_seconds: float = 5.0
+    # SQLite durability: FULL (default) syncs every commit; the simulator's throwaway databases use NORMAL.
+    sqlite_synchronous: str = "FULL"
 
 
 def _dimensions(env: dict[str, str]) -> Dimensions:

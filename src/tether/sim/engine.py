@@ -69,7 +69,9 @@ class Simulation:
         self.rng = random.Random(seed)
         self.clock = FixedClock(scenario.start)
         self.ctx: Context = build(
-            Settings(database_url=db_url, actor=OPERATOR), clock=self.clock, rng=random.Random(seed + 1)
+            Settings(database_url=db_url, actor=OPERATOR, sqlite_synchronous="NORMAL"),
+            clock=self.clock,
+            rng=random.Random(seed + 1),
         )
         self.evidence = evidence
         self.log = RunLog()

@@ -15,8 +15,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _WRITE = "tether_write"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, synchronous: str = "FULL") -> Engine:
     """An engine; on SQLite one connection carries every write (WAL, synchronous=FULL, IMMEDIATE)."""
+    if synchronous not in ("FULL", "NORMAL"):
+        raise ValueError("synchronous must be FULL or NORMAL")
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
     engine = create_engine(url, poolclass=QueuePool, pool_size=1, max_overflow=0, pool_timeout=60)
@@ -26,7 +28,7 @@ def make_engine(url: str) -> Engine:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -42,9 +44,9 @@ def make_engine(url: str) -> Engine:
 class Database:
     """An engine plus the per-process write lock; hands out transactions."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, synchronous: str = "FULL") -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, synchronous)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._write_lock = threading.RLock()
 

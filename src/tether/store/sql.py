@@ -104,6 +104,7 @@ class Tx:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self._policy: dict[str, Any] | None = None  # read once per transaction
 
     # meta ------------------------------------------------------------------
     def _meta(self, key: str, lock: bool = False) -> str | None:
@@ -127,10 +128,13 @@ class Tx:
         return version
 
     def policy_values(self) -> dict[str, Any]:
-        return dict(json.loads(self._meta(_POLICY_KEY) or "{}"))
+        if self._policy is None:
+            self._policy = dict(json.loads(self._meta(_POLICY_KEY) or "{}"))
+        return dict(self._policy)
 
     def set_policy_values(self, values: dict[str, Any]) -> None:
         self._set_meta(_POLICY_KEY, json.dumps(values, sort_keys=True))
+        self._policy = dict(values)
 
     # slices ----------------------------------------------------------------
     @staticmethod
