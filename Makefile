@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m tether.demo tether-demo.db
+	$(BIN)/python -m tether.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -39,9 +39,19 @@ def test_readme_walkthrough_runs(tmp_path: Path) -> None:
 
 
 def test_demo_story(tmp_path: Path) -> None:
-    """The demo promotes one tenant, rolls the other back on a missed true positive, verifies the trail."""
+    """The demo promotes acme, rolls globex back on a missed TP, writes its report, verifies the trail."""
     proc = subprocess.run(
-        [sys.executable, "-m", "tether.demo", str(tmp_path / "demo.db")],
+        [
+            sys.executable,
+            "-m",
+            "tether.demo",
+            "--days",
+            "13",
+            "--db",
+            str(tmp_path / "demo.db"),
+            "--report",
+            str(tmp_path / "report"),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -49,10 +59,11 @@ def test_demo_story(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert re.search(r"PROMOTE tenant=acme", out)
-    assert re.search(r"ROLLBACK tenant=globex: 1 missed true positive", out)
-    assert re.search(r"tenant=acme\s+active", out) and re.search(r"tenant=globex\s+rolled_back", out)
+    assert re.search(r"tenant=acme\s+PROMOTED", out), out
+    assert re.search(r"tenant=globex\s+ROLLED BACK: 1 missed true positive", out), out
     assert "verified" in out
+    for name in ("index.html", "summary.json", "states.png", "coverage.png", "precision-1.png"):
+        assert (tmp_path / "report" / name).stat().st_size > 0, name
 
 
 def test_makefile_and_ci_entry_points() -> None:

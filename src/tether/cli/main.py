@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
-from tether import config
-from tether.bootstrap import build
 from tether.cli import render
+from tether.cli.common import GLOBAL, As, Db, Json, Reason, SliceRef, context, handled, out
 from tether.cli.files import locate, read_jsonl
-from tether.domain.errors import BadInput, Refused, TetherError
+from tether.cli.simulate import simulate_cmd
+from tether.domain.errors import BadInput, TetherError
 from tether.domain.policy import parse_assignments
 from tether.domain.timefmt import parse_time
 from tether.domain.views import kill_switch_dict
@@ -43,78 +39,18 @@ for sub, name in (
 ):
     app.add_typer(sub, name=name)
 
-Db = Annotated[
-    str | None, typer.Option("--db", help="Database URL (else TETHER_DATABASE_URL, else ./tether.db).")
-]
-Json = Annotated[bool, typer.Option("--json", help="Print the JSON the HTTP API answers.")]
-As = Annotated[
-    str | None, typer.Option("--as", help="Act as this person (else TETHER_ACTOR, else the login).")
-]
-SliceRef = Annotated[str, typer.Argument(metavar="ID", help="A slice id, or its scope (tenant=acme).")]
-Reason = Annotated[str, typer.Option("--reason", help="Why: recorded in the audit trail.")]
-
-
-@dataclass
-class _Global:
-    db: str | None = None
-    actor: str | None = None
-
-
-_GLOBAL = _Global()
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _exit_code(exc: TetherError) -> int:
-    return 1 if isinstance(exc, Refused) else 2
-
-
-def handled(fn: F) -> F:
-    """Map Tether's errors to one line on stderr and exit 1 (refused) or 2 (bad input)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except TetherError as exc:
-            typer.echo(f"error: {exc.message}", err=True)
-            raise typer.Exit(_exit_code(exc)) from None
-        except SQLAlchemyError as exc:
-            original = getattr(exc, "orig", None)
-            first = (str(original) if original is not None else str(exc)).splitlines()[0]
-            typer.echo(f"error: database: {first}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _ctx(
-    db: str | None, actor: str | None = None, now: str | None = None, require_init: bool = True
-) -> Context:
-    settings = config.from_env(db=db or _GLOBAL.db, actor=actor or _GLOBAL.actor, now=now)
-    ctx = build(settings)
-    if require_init:
-        ctx.require_initialised()
-    return ctx
-
-
-def _out(as_json: bool, data: Any, human: Callable[[], None]) -> None:
-    if as_json:
-        render.print_json(data)
-    else:
-        human()
-
 
 @app.callback()
 def main(db: Db = None, actor: As = None) -> None:
     """Tether decides, alert by alert, whether an AI triage agent's decision may be executed."""
-    _GLOBAL.db, _GLOBAL.actor = db, actor
+    GLOBAL.db, GLOBAL.actor = db, actor
 
 
 @app.command("init")
 @handled
 def init_cmd(db: Db = None, as_json: Json = False) -> None:
     """Create or migrate the schema; on a fresh database print the first admin token (once)."""
-    result = setup.init(_ctx(db, require_init=False))
+    result = setup.init(context(db, require_init=False))
     data = {"initialised": True, "token": result.created_token, "token_id": result.token_id}
 
     def human() -> None:
@@ -122,12 +58,12 @@ def init_cmd(db: Db = None, as_json: Json = False) -> None:
         if result.created_token:
             render.console.print(f"first admin token ({result.token_id}), shown once: {result.created_token}")
 
-    _out(as_json, data, human)
+    out(as_json, data, human)
 
 
 def _show_slice(ctx: Context, s: Any, as_json: bool) -> None:
     view = queries.view_of(ctx, s)
-    _out(as_json, view, lambda: render.slice_detail(view))
+    out(as_json, view, lambda: render.slice_detail(view))
 
 
 def _policy_file(path: Path | None) -> dict[str, Any]:
@@ -161,7 +97,7 @@ def slice_create(
     as_json: Json = False,
 ) -> None:
     """Create a slice in shadow for a scope."""
-    ctx = _ctx(db, actor)
+    ctx = context(db, actor)
     _show_slice(ctx, lifecycle.create_slice(ctx, scope, _policy_file(policy_file)), as_json)
 
 
@@ -174,17 +110,17 @@ def slice_list(
     as_json: Json = False,
 ) -> None:
     """List slices with their evidence."""
-    slices = queries.list_slices(_ctx(db), state, tenant)
-    _out(as_json, {"slices": slices}, lambda: render.slices_table(slices))
+    slices = queries.list_slices(context(db), state, tenant)
+    out(as_json, {"slices": slices}, lambda: render.slices_table(slices))
 
 
 @slice_app.command("show")
 @handled
 def slice_show(slice_id: SliceRef, db: Db = None, as_json: Json = False) -> None:
     """Show one slice: state, evidence with its interval, shadow evidence, verdict."""
-    ctx = _ctx(db)
+    ctx = context(db)
     view = queries.get_slice(ctx, queries.slice_id_of(ctx, slice_id))
-    _out(as_json, view, lambda: render.slice_detail(view))
+    out(as_json, view, lambda: render.slice_detail(view))
 
 
 @slice_app.command("policy")
@@ -197,7 +133,7 @@ def slice_policy(
     as_json: Json = False,
 ) -> None:
     """Override policy fields for one slice."""
-    ctx = _ctx(db, actor)
+    ctx = context(db, actor)
     _show_slice(
         ctx,
         lifecycle.set_slice_policy(ctx, queries.slice_id_of(ctx, slice_id), parse_assignments(assignments)),
@@ -211,7 +147,7 @@ def slice_reset(
     slice_id: SliceRef, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False
 ) -> None:
     """Return a rolled-back slice to shadow and release its kill switch."""
-    ctx = _ctx(db, actor)
+    ctx = context(db, actor)
     _show_slice(ctx, lifecycle.reset(ctx, queries.slice_id_of(ctx, slice_id), reason), as_json)
 
 
@@ -232,7 +168,7 @@ def canary_start(
     as_json: Json = False,
 ) -> None:
     """Start a canary: on the go-live criteria (--if-ready) or an explicit sign-off."""
-    ctx = _ctx(db, actor)
+    ctx = context(db, actor)
     s = lifecycle.start_canary(
         ctx,
         queries.slice_id_of(ctx, slice_id),
@@ -250,7 +186,7 @@ def canary_promote(
     slice_id: SliceRef, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False
 ) -> None:
     """Force a promotion (admin), with a reason."""
-    ctx = _ctx(db, actor)
+    ctx = context(db, actor)
     _show_slice(ctx, lifecycle.promote(ctx, queries.slice_id_of(ctx, slice_id), reason), as_json)
 
 
@@ -260,7 +196,7 @@ def canary_rollback(
     slice_id: SliceRef, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False
 ) -> None:
     """Roll a canary or active slice back now; its scope is killed."""
-    ctx = _ctx(db, actor)
+    ctx = context(db, actor)
     _show_slice(ctx, lifecycle.roll_back(ctx, queries.slice_id_of(ctx, slice_id), reason), as_json)
 
 
@@ -274,8 +210,8 @@ def kill_activate(
     as_json: Json = False,
 ) -> None:
     """Activate a kill switch: no autonomy on the scope, effective at once."""
-    k = kill_switch_dict(kills.activate(_ctx(db, actor), scope, reason))
-    _out(
+    k = kill_switch_dict(kills.activate(context(db, actor), scope, reason))
+    out(
         as_json,
         k,
         lambda: render.console.print(f"kill switch {k['id']} active on {k['scope'] or '(everything)'}"),
@@ -288,8 +224,8 @@ def kill_deactivate(
     kill_id: str, reason: Reason, db: Db = None, actor: As = None, as_json: Json = False
 ) -> None:
     """Deactivate a kill switch (a rollback's switch is released by `slice reset`)."""
-    k = kill_switch_dict(kills.deactivate(_ctx(db, actor), kill_id, reason))
-    _out(as_json, k, lambda: render.console.print(f"kill switch {k['id']} deactivated"))
+    k = kill_switch_dict(kills.deactivate(context(db, actor), kill_id, reason))
+    out(as_json, k, lambda: render.console.print(f"kill switch {k['id']} deactivated"))
 
 
 @kill_app.command("list")
@@ -300,8 +236,8 @@ def kill_list(
     as_json: Json = False,
 ) -> None:
     """List kill switches, active and past."""
-    found = [kill_switch_dict(k) for k in queries.list_kill_switches(_ctx(db), active)]
-    _out(as_json, {"kill_switches": found}, lambda: render.kill_table(found))
+    found = [kill_switch_dict(k) for k in queries.list_kill_switches(context(db), active)]
+    out(as_json, {"kill_switches": found}, lambda: render.kill_table(found))
 
 
 @app.command("gate")
@@ -327,10 +263,10 @@ def gate_cmd(
         if not sep:
             raise BadInput.at("dim", f"{item!r} is not name=value")
         alert[name.strip()] = value.strip()
-    ctx = _ctx(db)
+    ctx = context(db)
     answer = decide.DecisionAnswer("", gate.gate(ctx, alert)).to_dict()
     del answer["decision_id"]
-    _out(as_json, answer, lambda: render.console.print(render.answer_line(answer)))
+    out(as_json, answer, lambda: render.console.print(render.answer_line(answer)))
 
 
 @ingest_app.command("decisions")
@@ -338,13 +274,13 @@ def gate_cmd(
 def ingest_decisions(file: Path, db: Db = None, as_json: Json = False) -> None:
     """Resolve and record the agent's decisions from a JSON-lines file (all or nothing)."""
     items, lines = read_jsonl(file)
-    ctx = _ctx(db)
+    ctx = context(db)
     try:
         answers = [a.to_dict() for a in decide.decide(ctx, items)]
     except TetherError as exc:
         raise locate(exc, lines) from None
 
-    _out(as_json, {"results": answers}, lambda: render.answers_summary(answers))
+    out(as_json, {"results": answers}, lambda: render.answers_summary(answers))
 
 
 @ingest_app.command("outcomes")
@@ -352,7 +288,7 @@ def ingest_decisions(file: Path, db: Db = None, as_json: Json = False) -> None:
 def ingest_outcomes(file: Path, db: Db = None, as_json: Json = False) -> None:
     """Record outcomes from a JSON-lines file; rollbacks they trigger happen at once."""
     items, lines = read_jsonl(file)
-    ctx = _ctx(db)
+    ctx = context(db)
     try:
         result = outcomes.record_outcomes(ctx, items).to_dict()
     except TetherError as exc:
@@ -365,7 +301,7 @@ def ingest_outcomes(file: Path, db: Db = None, as_json: Json = False) -> None:
                 f"  ROLLBACK {action['slice_id']} ({action['scope']}): {'; '.join(action['reasons'])}"
             )
 
-    _out(as_json, result, human)
+    out(as_json, result, human)
 
 
 @app.command("evaluate")
@@ -379,7 +315,7 @@ def evaluate_cmd(
     as_json: Json = False,
 ) -> None:
     """Promote, roll back or hold every slice in canary or active, as the evidence says."""
-    result = evaluate.evaluate(_ctx(db, now=now), recompute=recompute).to_dict()
+    result = evaluate.evaluate(context(db, now=now), recompute=recompute).to_dict()
 
     def human() -> None:
         if not result["results"]:
@@ -394,15 +330,15 @@ def evaluate_cmd(
                 else f"counters differed on {len(diffs)} slice(s) and were rebuilt"
             )
 
-    _out(as_json, result, human)
+    out(as_json, result, human)
 
 
 @policy_app.command("show")
 @handled
 def policy_show(db: Db = None, as_json: Json = False) -> None:
     """Show the global policy."""
-    data = policy.show_policy(_ctx(db)).to_dict()
-    _out(as_json, data, lambda: render.key_values(data))
+    data = policy.show_policy(context(db)).to_dict()
+    out(as_json, data, lambda: render.key_values(data))
 
 
 @policy_app.command("set")
@@ -414,8 +350,8 @@ def policy_set(
     as_json: Json = False,
 ) -> None:
     """Change global policy fields (validated; applies to running attempts at once)."""
-    data = policy.set_policy(_ctx(db, actor), parse_assignments(assignments)).to_dict()
-    _out(as_json, data, lambda: render.console.print("policy updated"))
+    data = policy.set_policy(context(db, actor), parse_assignments(assignments)).to_dict()
+    out(as_json, data, lambda: render.console.print("policy updated"))
 
 
 def _time(text: str | None, name: str) -> Any:
@@ -439,8 +375,8 @@ def audit_list(
 ) -> None:
     """List audit events, filtered."""
     filters = AuditFilter(slice_id, type_, _time(since, "since"), _time(until, "until"))
-    events = [e.to_dict() for e in audit.list_events(_ctx(db), filters)]
-    _out(as_json, {"events": events}, lambda: render.events_table(events))
+    events = [e.to_dict() for e in audit.list_events(context(db), filters)]
+    out(as_json, {"events": events}, lambda: render.events_table(events))
 
 
 @audit_app.command("verify")
@@ -452,7 +388,7 @@ def audit_verify(
 ) -> None:
     """Recompute the hash chain; exit 1 naming the first bad seq."""
     published = audit.parse_head(head) if head else None
-    report = audit.verify(_ctx(db), published)
+    report = audit.verify(context(db), published)
     data = {
         "ok": report.ok,
         "events": report.count,
@@ -475,8 +411,8 @@ def audit_verify(
 @handled
 def audit_head(db: Db = None, as_json: Json = False) -> None:
     """Print the chain's head to publish it (SIEM, log, signature)."""
-    seq, digest = audit.head(_ctx(db))
-    _out(as_json, {"seq": seq, "hash": digest}, lambda: render.console.print(f"{seq}:{digest}"))
+    seq, digest = audit.head(context(db))
+    out(as_json, {"seq": seq, "hash": digest}, lambda: render.console.print(f"{seq}:{digest}"))
 
 
 @audit_app.command("export")
@@ -490,7 +426,7 @@ def audit_export(
 
     from tether.domain.audit import canonical_json
 
-    ctx = _ctx(db)
+    ctx = context(db)
     stream = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
         for event in audit.iter_events(ctx):
@@ -499,6 +435,9 @@ def audit_export(
         if output:
             stream.close()
     del json
+
+
+app.command("simulate")(simulate_cmd)
 
 
 def run() -> None:

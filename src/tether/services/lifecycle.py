@@ -181,6 +181,7 @@ def roll_back_in(
         {
             "trigger": trigger,
             "reasons": list(judgement.reasons),
+            "attempt": s.attempt,
             "kill_switch_id": kill.id,
             "silenced": silenced,
             **shot,

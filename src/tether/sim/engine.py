@@ -79,7 +79,7 @@ class Simulation:
         self._counter = 0
         self._alerts: dict[str, Alert] = {}
         self._behaviours: dict[tuple[tuple[str, str], ...], Behaviour] = {}
-        self._scopes: dict[str, Scope] = {}
+        self.scopes: dict[str, Scope] = {}
         self._carry: dict[str, float] = defaultdict(float)
 
     # setup -----------------------------------------------------------------
@@ -95,11 +95,11 @@ class Simulation:
 
     def _ensure_slice(self, text: str) -> str:
         scope = parse_scope(text, self.ctx.dims)
-        for sid, known in self._scopes.items():
+        for sid, known in self.scopes.items():
             if known == scope:
                 return sid
         created = lifecycle.create_slice(self.ctx, scope.text)
-        self._scopes[created.id] = scope
+        self.scopes[created.id] = scope
         return created.id
 
     # traffic ---------------------------------------------------------------
@@ -193,7 +193,7 @@ class Simulation:
         executed = 0
         for alert, answer in zip(alerts, answers, strict=True):
             self._alerts[alert.decision_id] = alert
-            for sid, scope in self._scopes.items():
+            for sid, scope in self.scopes.items():
                 if scope.matches(alert.dims):
                     self.log.tallies[sid].alerts += 1
             if answer.answer.execute:
