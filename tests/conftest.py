@@ -1,4 +1,4 @@
-"""Shared fixtures: a real SQLite file per test, virtual time, and helpers to drive the library and the CLI."""
+"""Shared fixtures: a real SQLite file per test, virtual time, helpers for the library and the CLI."""
 
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ def decision(i: int | str, **over: Any) -> dict[str, Any]:
     return body
 
 
-def outcome(i: int | str, disposition: str = "false_positive", source: str = "review", **over: Any) -> dict[str, Any]:
+def outcome(
+    i: int | str, disposition: str = "false_positive", source: str = "review", **over: Any
+) -> dict[str, Any]:
     """A valid outcome body for decision d-<i>; override any field."""
     body: dict[str, Any] = {
         "decision_id": f"d-{i}",
@@ -73,15 +75,29 @@ class Cli:
     def __init__(self, tmp: Path, db_url: str) -> None:
         self.tmp, self.db_url, self.now, self.files = tmp, db_url, T0, 0
 
-    def run(self, *args: object, expect: int | None = 0, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        full_env = {**os.environ, "TETHER_DATABASE_URL": self.db_url, "TETHER_NOW": iso(self.now), "TETHER_ACTOR": "tester"}
+    def run(
+        self, *args: object, expect: int | None = 0, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        full_env = {
+            **os.environ,
+            "TETHER_DATABASE_URL": self.db_url,
+            "TETHER_NOW": iso(self.now),
+            "TETHER_ACTOR": "tester",
+        }
         full_env.update(env or {})
         exe = Path(sys.executable).with_name("tether")
         proc = subprocess.run(
-            [str(exe), *map(str, args)], env=full_env, capture_output=True, text=True, timeout=120, cwd=self.tmp
+            [str(exe), *map(str, args)],
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.tmp,
         )
         if expect is not None:
-            assert proc.returncode == expect, f"tether {args}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            assert proc.returncode == expect, (
+                f"tether {args}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     def json(self, *args: object, expect: int = 0) -> Any:

@@ -49,7 +49,9 @@ def handled(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except TetherError as exc:
-            typer.echo(f"error: {exc.message}", err=True)
+            # A file's error reads exactly `line N: FIELD: PROBLEM`; others say they are errors.
+            located = exc.message.startswith("line ")
+            typer.echo(exc.message if located else f"error: {exc.message}", err=True)
             raise typer.Exit(_exit_code(exc)) from None
         except SQLAlchemyError as exc:
             original = getattr(exc, "orig", None)
