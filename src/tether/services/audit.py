@@ -7,14 +7,18 @@ from collections.abc import Iterator
 from tether.domain.audit import AuditEvent, ChainReport, verify_chain
 from tether.domain.errors import BadInput
 from tether.services.context import Context
-from tether.store.sql import AuditFilter, Tx
+from tether.store.sql import AuditFilter, Tx, scope_from_text
 
 _PAGE = 5_000
 
 
 def list_events(ctx: Context, filters: AuditFilter | None = None) -> list[AuditEvent]:
+    """Events in seq order; a token limited to tenants sees only events whose scope names one of them."""
     with ctx.db.transaction(write=False) as conn:
-        return Tx(conn).events(filters)
+        events = Tx(conn).events(filters)
+    if not ctx.principal.restricted:
+        return events
+    return [e for e in events if e.scope is not None and ctx.principal.sees_scope(scope_from_text(e.scope))]
 
 
 def iter_events(ctx: Context, filters: AuditFilter | None = None) -> Iterator[AuditEvent]:
@@ -30,6 +34,7 @@ def iter_events(ctx: Context, filters: AuditFilter | None = None) -> Iterator[Au
 
 
 def head(ctx: Context) -> tuple[int, str]:
+    ctx.principal.require_unrestricted("the chain's head")
     with ctx.db.transaction(write=False) as conn:
         return Tx(conn).head()
 
@@ -49,4 +54,5 @@ def parse_head(text: str) -> tuple[int, str]:
 
 def verify(ctx: Context, published_head: tuple[int, str] | None = None) -> ChainReport:
     """Recompute the whole chain; a report naming the first bad seq when it does not hold."""
+    ctx.principal.require_unrestricted("verifying the whole chain")
     return verify_chain(iter_events(ctx), published_head)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import secrets
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from tether.domain.access import ADMIN_CLI, Principal
 from tether.domain.errors import NotInitialised
 from tether.domain.gate import GateView
 from tether.domain.model import Actor, ActorType
@@ -69,20 +70,15 @@ class Context:
     ids: Ids = field(default_factory=Ids)
     gate: GateCache = field(default_factory=GateCache)
     max_staleness: timedelta = timedelta(seconds=5)
-    on_commit: list[Callable[[], None]] = field(default_factory=list)
+    principal: Principal = ADMIN_CLI  # who asks: the CLI acts with admin rights on every tenant
 
     def as_user(self, name: str) -> Context:
-        """The same wiring acting as another person."""
-        return Context(
-            self.db,
-            self.clock,
-            self.dims,
-            Actor(ActorType.USER, name),
-            self.ids,
-            self.gate,
-            self.max_staleness,
-            self.on_commit,
-        )
+        """The same wiring and rights, recorded in the audit trail as another person."""
+        return dataclasses.replace(self, actor=Actor(ActorType.USER, name))
+
+    def acting_as(self, principal: Principal) -> Context:
+        """The same wiring, for one caller: its rights, its tenants, and its name in the audit trail."""
+        return dataclasses.replace(self, actor=principal.actor, principal=principal)
 
     def require_initialised(self) -> None:
         if not self.db.initialised():

@@ -60,6 +60,7 @@ def parse_batch(items: list[Any], ctx: Context) -> list[DecisionIn]:
 def decide(ctx: Context, items: list[Any]) -> list[DecisionAnswer]:
     """Answer and record a batch of decisions; a replayed decision_id returns its first answer."""
     batch = parse_batch(items, ctx)
+    ctx.principal.require_tenants(d.tenant for d in batch)
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
         known = tx.decisions_by_id([d.decision_id for d in batch])

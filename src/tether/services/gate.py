@@ -55,6 +55,7 @@ def alert_of(raw: Mapping[str, object], ctx: Context) -> dict[str, str]:
 def gate(ctx: Context, raw_alert: Mapping[str, object]) -> Answer:
     """Read-only: the mode an alert would get, and whether a close would be executed. Records nothing."""
     alert = alert_of(raw_alert, ctx)
+    ctx.principal.require_tenants([alert.get("tenant", "")])
     # When the database is unreachable the cached view answers while it is fresh enough, then "stale".
     with contextlib.suppress(Exception):
         refresh(ctx)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from tether.domain.audit import EventType
-from tether.domain.errors import BadInput, NotAllowed, NotFound
+from tether.domain.errors import BadInput, Forbidden, NotAllowed, NotFound
 from tether.domain.model import KillSwitch, SliceState
 from tether.domain.scope import parse_scope
 from tether.domain.views import kill_switch_dict
@@ -16,6 +16,8 @@ from tether.store.sql import EventSubject, Tx
 def activate(ctx: Context, scope_text: str, reason: str) -> KillSwitch:
     """A kill switch on a scope (empty = everything); the gate answers killed at once."""
     scope = parse_scope(scope_text, ctx.dims)
+    if not ctx.principal.sees_scope(scope):
+        raise Forbidden(f"this token may not activate a kill switch on {scope or '(everything)'}")
     if not reason.strip():
         raise BadInput.at("reason", "a kill switch needs a reason")
     with ctx.db.transaction(write=True) as conn:
@@ -35,7 +37,7 @@ def deactivate(ctx: Context, kill_id: str, reason: str) -> KillSwitch:
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
         kill = tx.kill_switch(kill_id)
-        if kill is None:
+        if kill is None or not ctx.principal.sees_scope(kill.scope):
             raise NotFound(f"no kill switch {kill_id!r}")
         if not kill.active:
             raise NotAllowed(f"kill switch {kill_id} is already inactive")

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tether.domain.audit import EventType
-from tether.domain.errors import BadInput, CriteriaNotMet, DuplicateScope, NotAllowed, NotFound
+from tether.domain.errors import BadInput, CriteriaNotMet, DuplicateScope, Forbidden, NotAllowed, NotFound
 from tether.domain.evidence import Action, Judgement, Trigger, evidence_dict, rebuild_counters
 from tether.domain.model import Counters, KillSwitch, Slice, SliceState
 from tether.domain.policy import Policy, check_fields
@@ -27,9 +27,10 @@ def snapshot(s: Slice, policy: Policy, now: datetime) -> dict[str, Any]:
     return {"evidence": evidence_dict(s, policy, now), "policy": policy.to_dict()}
 
 
-def load_slice(tx: Tx, slice_id: str) -> Slice:
+def load_slice(ctx: Context, tx: Tx, slice_id: str) -> Slice:
+    """A slice the caller may see, locked for the transaction; NotFound otherwise (not revealing others')."""
     found = tx.slice(slice_id, lock=True)
-    if found is None:
+    if found is None or not ctx.principal.sees_scope(found.scope):
         raise NotFound(f"no slice {slice_id!r}")
     return found
 
@@ -47,6 +48,8 @@ def shadow_of(tx: Tx, s: Slice, policy: Policy, now: datetime) -> ShadowEvidence
 
 def create_slice(ctx: Context, scope_text: str, overrides: dict[str, Any] | None = None) -> Slice:
     scope = parse_scope(scope_text, ctx.dims)
+    if not ctx.principal.sees_scope(scope):
+        raise Forbidden(f"this token may not create a slice on {scope}")
     checked = check_fields(overrides or {})
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
@@ -66,7 +69,7 @@ def set_slice_policy(ctx: Context, slice_id: str, changes: dict[str, Any]) -> Sl
         raise BadInput.at("set", "give at least one field=value")
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
-        s = load_slice(tx, slice_id)
+        s = load_slice(ctx, tx, slice_id)
         merged = {**s.policy_overrides, **checked}
         policy = global_policy(tx).merged(merged)
         before = dict(s.policy_overrides)
@@ -110,7 +113,7 @@ def start_canary(
     now = ctx.clock.now()
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
-        s = load_slice(tx, slice_id)
+        s = load_slice(ctx, tx, slice_id)
         if s.state is not SliceState.SHADOW:
             raise NotAllowed(f"slice {s.id} is {s.state.value}: a canary starts from shadow")
         policy = effective_policy(tx, s)
@@ -198,7 +201,7 @@ def promote(ctx: Context, slice_id: str, reason: str) -> Slice:
         raise BadInput.at("reason", "a forced promotion needs a reason")
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
-        s = load_slice(tx, slice_id)
+        s = load_slice(ctx, tx, slice_id)
         if s.state is not SliceState.CANARY:
             raise NotAllowed(f"slice {s.id} is {s.state.value}: only a canary can be promoted")
         policy = effective_policy(tx, s)
@@ -211,7 +214,7 @@ def roll_back(ctx: Context, slice_id: str, reason: str) -> Slice:
         raise BadInput.at("reason", "a rollback needs a reason")
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
-        s = load_slice(tx, slice_id)
+        s = load_slice(ctx, tx, slice_id)
         if s.state not in (SliceState.CANARY, SliceState.ACTIVE):
             raise NotAllowed(f"slice {s.id} is {s.state.value}: only a canary or active slice rolls back")
         policy = effective_policy(tx, s)
@@ -226,7 +229,7 @@ def reset(ctx: Context, slice_id: str, reason: str) -> Slice:
     now = ctx.clock.now()
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
-        s = load_slice(tx, slice_id)
+        s = load_slice(ctx, tx, slice_id)
         if s.state is not SliceState.ROLLED_BACK:
             raise NotAllowed(f"slice {s.id} is {s.state.value}: only a rolled-back slice can be reset")
         kill = tx.kill_switch(s.kill_switch_id) if s.kill_switch_id else None

@@ -137,6 +137,7 @@ def record_outcomes(ctx: Context, items: list[Any]) -> OutcomesResult:
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
         decisions = _resolve(tx, batch)
+        ctx.principal.require_tenants(d.tenant for d in decisions)
         rows = [
             {
                 "decision_pk": d.pk,

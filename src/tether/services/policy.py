@@ -20,6 +20,7 @@ def show_policy(ctx: Context) -> Policy:
 
 def set_policy(ctx: Context, changes: dict[str, Any]) -> Policy:
     """Change global fields; every slice's merged policy must stay valid; live evidence is re-judged."""
+    ctx.principal.require_unrestricted("the global policy")
     checked = check_fields(changes)
     if not checked:
         raise BadInput.at("policy", "give at least one field=value")

@@ -58,7 +58,7 @@ def get_slice(ctx: Context, slice_id: str) -> dict[str, Any]:
     with ctx.db.transaction(write=False) as conn:
         tx = Tx(conn)
         s = tx.slice(slice_id)
-        if s is None:
+        if s is None or not ctx.principal.sees_scope(s.scope):
             raise NotFound(f"no slice {slice_id!r}")
         return slice_view(tx, s, ctx.clock.now())
 
@@ -70,7 +70,7 @@ def slice_id_of(ctx: Context, ref: str) -> str:
     scope = parse_scope(ref, ctx.dims)
     with ctx.db.transaction(write=False) as conn:
         s = Tx(conn).slice_by_scope(scope)
-    if s is None:
+    if s is None or not ctx.principal.sees_scope(s.scope):
         raise NotFound(f"no slice for scope {scope}")
     return s.id
 
@@ -90,13 +90,15 @@ def list_slices(ctx: Context, state: str | None = None, tenant: str | None = Non
             for s in tx.slices()
             if (state is None or s.state.value == state)
             and (tenant is None or s.scope.value("tenant") == tenant)
+            and ctx.principal.sees_scope(s.scope)
         ]
         return [slice_view(tx, s, now) for s in chosen]
 
 
 def list_kill_switches(ctx: Context, active_only: bool = False) -> list[KillSwitch]:
     with ctx.db.transaction(write=False) as conn:
-        return Tx(conn).kill_switches(active_only=active_only)
+        found = Tx(conn).kill_switches(active_only=active_only)
+    return [k for k in found if ctx.principal.sees_scope(k.scope)]
 
 
 def evidence_snapshots(ctx: Context) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ _STORED = [
     for name in (
         "pk",
         "decision_id",
+        "tenant",
         "body",
         "mode",
         "execute",
@@ -66,6 +67,7 @@ def _actor(text: str | None) -> Actor | None:
 class StoredDecision:
     pk: int
     decision_id: str
+    tenant: str
     body: str
     answer: Answer
     verdict: str
@@ -286,6 +288,7 @@ class Tx:
         return StoredDecision(
             m["pk"],
             m["decision_id"],
+            m["tenant"],
             m["body"],
             answer,
             m["verdict"],
