@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import secrets
 from dataclasses import dataclass
 
-from tether.domain.audit import EventType
+from tether.domain.access import Role
 from tether.services.context import Context
-from tether.store.sql import EventSubject, Tx
+from tether.services.tokens import issue_in
+from tether.store.sql import Tx
 
 
 @dataclass(frozen=True)
 class InitResult:
     created_token: str | None  # the secret, shown once; None when the database was already initialised
     token_id: str | None
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def init(ctx: Context) -> InitResult:
@@ -29,19 +23,5 @@ def init(ctx: Context) -> InitResult:
         tx = Tx(conn)
         if tx.token_count() > 0:
             return InitResult(None, None)
-        token_id = ctx.ids.new("tok")
-        secret = "tth_" + secrets.token_urlsafe(32)
-        now = ctx.clock.now()
-        tx.insert_token(
-            {
-                "id": token_id,
-                "name": "first admin",
-                "role": "admin",
-                "tenants": json.dumps([]),
-                "secret_hash": hash_secret(secret),
-                "created_at": now,
-            }
-        )
-        payload = {"token_id": token_id, "name": "first admin", "role": "admin", "tenants": []}
-        tx.append_event(now, EventType.TOKEN_CREATED.value, ctx.actor, EventSubject(None, None, payload))
-    return InitResult(secret, token_id)
+        token, secret = issue_in(ctx, tx, Role.ADMIN, [], "first admin")
+    return InitResult(secret, token.id)

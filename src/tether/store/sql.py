@@ -492,6 +492,21 @@ class Tx:
     def insert_token(self, row: dict[str, Any]) -> None:
         self.conn.execute(insert(t.tokens).values(**row))
 
+    def tokens(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute(select(t.tokens).order_by(t.tokens.c.created_at, t.tokens.c.id))
+        return [dict(r._mapping) for r in rows]
+
+    def token(self, token_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(select(t.tokens).where(t.tokens.c.id == token_id)).first()
+        return dict(row._mapping) if row else None
+
+    def token_by_hash(self, secret_hash: str) -> dict[str, Any] | None:
+        row = self.conn.execute(select(t.tokens).where(t.tokens.c.secret_hash == secret_hash)).first()
+        return dict(row._mapping) if row else None
+
+    def revoke_token(self, token_id: str, at: datetime) -> None:
+        self.conn.execute(update(t.tokens).where(t.tokens.c.id == token_id).values(revoked_at=at))
+
     def token_count(self) -> int:
         return int(self.conn.execute(select(func.count()).select_from(t.tokens)).scalar_one())
 

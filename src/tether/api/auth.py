@@ -1,0 +1,37 @@
+"""Bearer tokens: the caller's principal, and the permission each route needs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Depends, HTTPException, Request
+
+from tether.domain.access import Permission, Principal
+from tether.services import tokens
+from tether.services.context import Context
+
+
+def base_context(request: Request) -> Context:
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+def _principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    principal = tokens.authenticate(base_context(request), secret.strip())
+    if principal is None:
+        raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+def needs(permission: Permission) -> Callable[[Request], Context]:
+    """A dependency: the service context acting as the caller, after checking its role."""
+
+    def dependency(request: Request, principal: Principal = Depends(_principal)) -> Context:
+        principal.require(permission)
+        return base_context(request).acting_as(principal)
+
+    return dependency

@@ -1,0 +1,123 @@
+"""API tokens: created with a role and optional tenants, secrets stored hashed, revocable, audited."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tether.domain.access import Principal, Role
+from tether.domain.audit import EventType
+from tether.domain.errors import BadInput, NotAllowed, NotFound
+from tether.domain.timefmt import iso
+from tether.services.context import Context
+from tether.store.sql import EventSubject, Tx
+
+
+@dataclass(frozen=True)
+class Token:
+    id: str
+    name: str | None
+    role: Role
+    tenants: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "role": self.role.value,
+            "tenants": list(self.tenants),
+            "created_at": iso(self.created_at),
+            "revoked_at": iso(self.revoked_at),
+            "active": self.revoked_at is None,
+        }
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _token(row: dict[str, Any]) -> Token:
+    return Token(
+        row["id"],
+        row["name"],
+        Role(row["role"]),
+        tuple(json.loads(row["tenants"])),
+        row["created_at"],
+        row["revoked_at"],
+    )
+
+
+def issue_in(ctx: Context, tx: Tx, role: Role, tenants: list[str], name: str | None) -> tuple[Token, str]:
+    """A new token inside an open transaction; returns it and its secret (shown once)."""
+    secret = "tth_" + secrets.token_urlsafe(32)
+    token = Token(ctx.ids.new("tok"), name, role, tuple(tenants), ctx.clock.now(), None)
+    tx.insert_token(
+        {
+            "id": token.id,
+            "name": name,
+            "role": role.value,
+            "tenants": json.dumps(list(tenants)),
+            "secret_hash": hash_secret(secret),
+            "created_at": token.created_at,
+        }
+    )
+    payload = {"token_id": token.id, "name": name, "role": role.value, "tenants": list(tenants)}
+    tx.append_event(
+        token.created_at, EventType.TOKEN_CREATED.value, ctx.actor, EventSubject(None, None, payload)
+    )
+    return token, secret
+
+
+def create_token(
+    ctx: Context, role: str, tenants: list[str] | None = None, name: str | None = None
+) -> tuple[Token, str]:
+    """Create a token (admin); its secret is returned once and stored only as a hash."""
+    ctx.principal.require_unrestricted("managing tokens")
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise BadInput.at(
+            "role", f"must be one of {', '.join(r.value for r in Role)}, got {role!r}"
+        ) from None
+    clean = [t.strip() for t in tenants or []]
+    if any(not t for t in clean):
+        raise BadInput.at("tenant", "a tenant name may not be empty")
+    with ctx.db.transaction(write=True) as conn:
+        return issue_in(ctx, Tx(conn), chosen, sorted(set(clean)), name)
+
+
+def list_tokens(ctx: Context) -> list[Token]:
+    ctx.principal.require_unrestricted("managing tokens")
+    with ctx.db.transaction(write=False) as conn:
+        return [_token(r) for r in Tx(conn).tokens()]
+
+
+def revoke_token(ctx: Context, token_id: str) -> Token:
+    ctx.principal.require_unrestricted("managing tokens")
+    with ctx.db.transaction(write=True) as conn:
+        tx = Tx(conn)
+        row = tx.token(token_id)
+        if row is None:
+            raise NotFound(f"no token {token_id!r}")
+        if row["revoked_at"] is not None:
+            raise NotAllowed(f"token {token_id} is already revoked")
+        now = ctx.clock.now()
+        tx.revoke_token(token_id, now)
+        payload = {"token_id": token_id, "name": row["name"], "role": row["role"]}
+        tx.append_event(now, EventType.TOKEN_REVOKED.value, ctx.actor, EventSubject(None, None, payload))
+        return _token({**row, "revoked_at": now})
+
+
+def authenticate(ctx: Context, secret: str) -> Principal | None:
+    """The principal of an active token's secret, or None."""
+    with ctx.db.transaction(write=False) as conn:
+        row = Tx(conn).token_by_hash(hash_secret(secret))
+    if row is None or row["revoked_at"] is not None:
+        return None
+    return Principal(row["id"], row["name"], Role(row["role"]), frozenset(json.loads(row["tenants"])))
