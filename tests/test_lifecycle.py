@@ -152,7 +152,9 @@ def test_decision_resolves_and_records_its_mode_in_one_call(ctx: Context) -> Non
         "execute": True,
         "slice_ids": [sid],
         "reason": answer["reason"],
+        "review": answer["review"],
     }
+    assert isinstance(answer["review"], bool), "an executed close says whether to route it to an analyst"
     assert "tenant=acme" in answer["reason"]
     assert stored_decision(ctx, "d-1") == {"mode": "canary", "execute": True, "slice_ids": [sid]}
     assert (evidence(ctx, sid)["decisions"], evidence(ctx, sid)["executed"]) == (1, 1)

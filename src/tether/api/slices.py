@@ -37,6 +37,11 @@ def get_slice(slice_id: str, ctx: Context = Depends(_READ)) -> dict[str, Any]:
     return queries.get_slice(ctx, slice_id)
 
 
+@router.get("/{slice_id}/recall", summary="Executed closures of the attempt with no outcome yet")
+def recall(slice_id: str, ctx: Context = Depends(_READ)) -> dict[str, Any]:
+    return queries.recall(ctx, slice_id)
+
+
 @router.post("/{slice_id}/canary", response_model=schemas.SliceModel, summary="Start a canary")
 def start_canary(
     slice_id: str, body: schemas.CanaryStart, ctx: Context = Depends(_OPERATE)

@@ -142,6 +142,24 @@ def slice_policy(
     )
 
 
+@slice_app.command("recall")
+@handled
+def slice_recall(slice_id: SliceRef, db: Db = None, as_json: Json = False) -> None:
+    """List the attempt's executed closures that have no outcome yet (re-triage them after a rollback)."""
+    ctx = context(db)
+    data = queries.recall(ctx, queries.slice_id_of(ctx, slice_id))
+
+    def human() -> None:
+        render.console.print(
+            f"{data['scope']} ({data['state']}, attempt {data['attempt']}): "
+            f"{len(data['closures'])} closures without an outcome"
+        )
+        for c in data["closures"]:
+            render.console.print(f"  {c['decided_at']}  {c['tenant']}  {c['alert_id']}  ({c['decision_id']})")
+
+    out(as_json, data, human)
+
+
 @slice_app.command("reset")
 @handled
 def slice_reset(

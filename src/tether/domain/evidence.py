@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from tether.domain.model import Counters, Disposition, Slice, SliceState
-from tether.domain.policy import EvidenceMethod, OnHold, Policy
+from tether.domain.policy import EvidenceMethod, OnHold, Policy, ReviewFrom
 from tether.stats.intervals import beta_binomial_cs, wilson
 from tether.stats.sequential import Bets, EProcess, crossed, sprt_bounds, sprt_llr
 
@@ -203,13 +203,23 @@ def review_value(disposition: str | None, source: str | None) -> bool | None:
     return disposition == Disposition.FALSE_POSITIVE
 
 
+def counts_as_review(sampled: bool, policy: Policy) -> bool:
+    """Under review_from=sampled only reviews of decisions Tether sampled enter the precision."""
+    return sampled or policy.review_from is ReviewFrom.ALL
+
+
 def rebuild_counters(
-    decisions: int, executed: int, history: Iterable[tuple[int, int, str, str]], policy: Policy
+    decisions: int,
+    executed: int,
+    history: Iterable[tuple[int, int, str, str]],
+    policy: Policy,
+    unsampled: Collection[int] = frozenset(),
 ) -> Counters:
     """Counters of an attempt from its executed closes' outcomes (decision, seq, disposition, source).
 
     The latest outcome of a decision counts; in the review stream a decision keeps the position of
-    its first review (STATISTICS.md), so a correction replaces its value in place.
+    its first review (STATISTICS.md), so a correction replaces its value in place. Reviews of
+    `unsampled` decisions are kept apart when the policy counts sampled reviews only.
     """
     latest: dict[int, tuple[str, str]] = {}
     first_review: dict[int, int] = {}
@@ -219,8 +229,13 @@ def rebuild_counters(
             first_review.setdefault(decision, seq)
     missed = sum(1 for disposition, _ in latest.values() if disposition == Disposition.TRUE_POSITIVE)
     stream = []
+    other = 0
     for decision, _position in sorted(first_review.items(), key=lambda kv: kv[1]):
         value = review_value(*latest[decision])
-        if value is not None:
+        if value is None:
+            continue
+        if counts_as_review(decision not in unsampled, policy):
             stream.append(value)
-    return Counters(decisions, executed, missed, EProcess().replay(stream, bets_of(policy)))
+        else:
+            other += 1
+    return Counters(decisions, executed, missed, EProcess().replay(stream, bets_of(policy)), other)

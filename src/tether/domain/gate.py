@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ class GateSlice:
     scope: Scope
     state: SliceState
     attempt: int
+    review_rate: float = 0.0  # share of its executed closes to sample for review, by its state and policy
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,10 @@ class GateView:
         tenants_start_in_shadow: bool = True,
         version: int = 0,
     ) -> GateView:
-        index = {s.scope.pairs: GateSlice(s.id, s.scope, s.state, s.attempt) for s in slices}
+        index = {
+            s.scope.pairs: s if isinstance(s, GateSlice) else GateSlice(s.id, s.scope, s.state, s.attempt)
+            for s in slices
+        }
         kills: dict[tuple[Pair, ...], str] = {}
         for k in sorted((k for k in kill_switches if k.active), key=lambda k: (k.activated_at, k.id)):
             kills.setdefault(k.scope.pairs, k.id)
@@ -90,7 +95,16 @@ class GateView:
             tuple(s.id for s in remaining),
             _reason(deciding),
             granted=tuple((s.id, s.attempt) for s in remaining),
+            review_rate=max(s.review_rate for s in remaining),
         )
+
+
+def sampled_for_review(decision_id: str, rate: float) -> bool:
+    """A deterministic sample: the same decision id is always in or out, so a replay answers the same."""
+    if rate <= 0:
+        return False
+    digest = hashlib.sha256(decision_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < rate
 
 
 def _reason(deciding: list[GateSlice]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -77,6 +78,7 @@ class Counters:
     executed: int = 0
     missed_tp: int = 0
     reviews: EProcess = field(default_factory=EProcess)
+    other_reviews: int = 0  # reviews of unsampled decisions, shown apart under review_from=sampled
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,9 @@ class Slice:
     kill_switch_id: str | None = None
     policy_overrides: dict[str, Any] = field(default_factory=dict)
     counters: Counters = field(default_factory=Counters)
+    model_version: str | None = None
+    would_promote_at: datetime | None = None
+    would_roll_back_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -119,13 +124,15 @@ class Answer:
     kill_switch_id: str | None = None
     # (slice id, attempt) of the slices that granted autonomy: where the decision counts as evidence.
     granted: tuple[tuple[str, int], ...] = ()
+    review: bool = False  # an executed close sampled for an analyst's review (DESIGN §9)
+    review_rate: float = 0.0  # the sampling rate the granting slices ask for
 
     def for_verdict(self, verdict: Verdict) -> Answer:
         """The answer for a decision: only a close is ever executed."""
         execute = self.execute and verdict is Verdict.CLOSE
         if execute == self.execute:
             return self
-        return Answer(self.mode, execute, self.slice_ids, self.reason, self.kill_switch_id, self.granted)
+        return dataclasses.replace(self, execute=execute)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,16 @@ class OnHold(StrEnum):
     PAUSE = "pause"
 
 
+class ReviewFrom(StrEnum):
+    ALL = "all"  # every review outcome counts, whoever picked the alert
+    SAMPLED = "sampled"  # only reviews of decisions Tether sampled count; others are shown apart
+
+
+class ModelChange(StrEnum):
+    RESTART = "restart"  # a new model_version on a live slice starts a new attempt in canary
+    IGNORE = "ignore"
+
+
 @dataclass(frozen=True)
 class Policy:
     """Every field of DESIGN §5 with its default."""
@@ -46,6 +56,11 @@ class Policy:
     shadow_min_agreement: float = 0.95
     shadow_min_decisions: int = 50
     cooldown_hours: float = 24
+    review_rate_canary: float = 0.25
+    review_rate_active: float = 0.05
+    review_from: ReviewFrom = ReviewFrom.ALL
+    model_change: ModelChange = ModelChange.RESTART
+    dry_run: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The policy as one flat JSON-ready object."""
@@ -61,7 +76,19 @@ class Policy:
 
 
 FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Policy)}
-_FRACTIONS = ("promote_min_precision", "rollback_below_precision", "shadow_min_agreement")
+_FRACTIONS = (
+    "promote_min_precision",
+    "rollback_below_precision",
+    "shadow_min_agreement",
+    "review_rate_canary",
+    "review_rate_active",
+)
+_ENUMS: dict[str, type[StrEnum]] = {
+    "EvidenceMethod": EvidenceMethod,
+    "OnHold": OnHold,
+    "ReviewFrom": ReviewFrom,
+    "ModelChange": ModelChange,
+}
 _ALPHAS = ("alpha_promote", "alpha_rollback")
 _NON_NEGATIVE = (
     "promote_after_days",
@@ -100,14 +127,12 @@ def _coerce(name: str, value: Any) -> Any:
             if not math.isfinite(number):
                 raise ValueError
             return number
-        enum = {"EvidenceMethod": EvidenceMethod, "OnHold": OnHold}[str(kind)]
+        enum = _ENUMS[str(kind)]
         return enum(text if text is not None else value)
     except (ValueError, TypeError):
         expected = {"bool": "true or false", "int": "an integer", "float": "a number"}.get(str(kind))
         if expected is None:
-            expected = "one of " + ", ".join(
-                m.value for m in {"EvidenceMethod": EvidenceMethod, "OnHold": OnHold}[str(kind)]
-            )
+            expected = "one of " + ", ".join(m.value for m in _ENUMS[str(kind)])
         raise BadInput.at(name, f"must be {expected}, got {value!r}") from None
 
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from tether.domain.errors import BadInput, ReplayConflict, TooLarge
-from tether.domain.gate import safe_answer
+from tether.domain.gate import safe_answer, sampled_for_review
 from tether.domain.inputs import parse_decision
-from tether.domain.model import Answer, DecisionIn
+from tether.domain.model import Answer, DecisionIn, Slice
+from tether.domain.policy import ModelChange
 from tether.services.context import Context
 from tether.services.gate import view_in
+from tether.services.lifecycle import effective_policy, restart_in
 from tether.store.sql import Tx
 
 MAX_BATCH = 10_000
@@ -31,6 +34,7 @@ class DecisionAnswer:
             "execute": a.execute,
             "slice_ids": list(a.slice_ids),
             "reason": a.reason,
+            "review": a.review,
         }
         if a.kill_switch_id is not None:
             out["kill_switch_id"] = a.kill_switch_id
@@ -57,6 +61,47 @@ def parse_batch(items: list[Any], ctx: Context) -> list[DecisionIn]:
     return parsed
 
 
+class _Resolver:
+    """Answers one batch's new decisions in order, restarting slices whose model changed."""
+
+    def __init__(self, ctx: Context, tx: Tx) -> None:
+        self.ctx, self.tx = ctx, tx
+        self.now = ctx.clock.now()
+        self.view = view_in(ctx, tx)
+        self.slices: dict[str, Slice] = {}
+
+    def answer(self, d: DecisionIn) -> Answer:
+        answer = self._ask(d)
+        if answer.execute and d.model_version is not None and self._note_model(answer, d.model_version):
+            self.view = view_in(self.ctx, self.tx)  # a slice restarted: answer on the new attempt
+            answer = self._ask(d)
+        review = answer.execute and sampled_for_review(d.decision_id, answer.review_rate)
+        return dataclasses.replace(answer, review=review) if review else answer
+
+    def _ask(self, d: DecisionIn) -> Answer:
+        ctx, now = self.ctx, self.now
+        return safe_answer(
+            self.view, d.alert, fresh_at=now, now=now, max_staleness=ctx.max_staleness
+        ).for_verdict(d.verdict)
+
+    def _note_model(self, answer: Answer, model_version: str) -> bool:
+        """Record the attempt's model on first sight; True when a new model restarted a slice."""
+        restarted = False
+        for slice_id, _attempt in answer.granted:
+            s = self.slices.get(slice_id) or self.tx.slice(slice_id, lock=True)
+            assert s is not None
+            if s.model_version is None:
+                s = dataclasses.replace(s, model_version=model_version)
+                self.tx.set_model_version(s.id, model_version)
+            elif s.model_version != model_version:
+                policy = effective_policy(self.tx, s)
+                if policy.model_change is ModelChange.RESTART:
+                    s = restart_in(self.ctx, self.tx, s, policy, model_version)
+                    restarted = True
+            self.slices[slice_id] = s
+        return restarted
+
+
 def decide(ctx: Context, items: list[Any]) -> list[DecisionAnswer]:
     """Answer and record a batch of decisions; a replayed decision_id returns its first answer."""
     batch = parse_batch(items, ctx)
@@ -66,8 +111,7 @@ def decide(ctx: Context, items: list[Any]) -> list[DecisionAnswer]:
         known = tx.decisions_by_id([d.decision_id for d in batch])
         answers: dict[str, Answer] = {}
         fresh: list[tuple[DecisionIn, Answer]] = []
-        view = view_in(ctx, tx)
-        now = ctx.clock.now()
+        resolver = _Resolver(ctx, tx)
         for index, d in enumerate(batch):
             stored = known.get(d.decision_id)
             if stored is not None:
@@ -78,13 +122,10 @@ def decide(ctx: Context, items: list[Any]) -> list[DecisionAnswer]:
                     )
                 answers[d.decision_id] = stored.answer
             elif d.decision_id not in answers:
-                gate_answer = safe_answer(
-                    view, d.alert, fresh_at=now, now=now, max_staleness=ctx.max_staleness
-                )
-                answer = gate_answer.for_verdict(d.verdict)
+                answer = resolver.answer(d)
                 answers[d.decision_id] = answer
                 fresh.append((d, answer))
-        _record(tx, fresh, now)
+        _record(tx, fresh, resolver.now)
     return [DecisionAnswer(d.decision_id, answers[d.decision_id]) for d in batch]
 
 
@@ -106,6 +147,7 @@ def _record(tx: Tx, fresh: list[tuple[DecisionIn, Answer]], now: Any) -> None:
             "slice_ids": json.dumps(list(a.slice_ids)),
             "reason": a.reason,
             "kill_switch_id": a.kill_switch_id,
+            "review": a.review,
         }
         for d, a in fresh
     ]

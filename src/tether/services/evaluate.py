@@ -11,7 +11,15 @@ from tether.domain.audit import EventType
 from tether.domain.evidence import Action, judge
 from tether.domain.model import LIVE_STATES, Counters, Slice
 from tether.services.context import Context
-from tether.services.lifecycle import effective_policy, emit, promote_in, recount, roll_back_in, snapshot
+from tether.services.lifecycle import (
+    effective_policy,
+    emit,
+    note_dry_run,
+    promote_in,
+    recount,
+    roll_back_in,
+    snapshot,
+)
 from tether.store.sql import Tx
 
 
@@ -70,6 +78,15 @@ def recompute_in(tx: Tx) -> list[dict[str, Any]]:
 def _act(ctx: Context, tx: Tx, s: Slice) -> dict[str, Any]:
     policy = effective_policy(tx, s)
     verdict = judge(s, policy, ctx.clock.now())
+    result = {
+        "slice_id": s.id,
+        "scope": s.scope.text,
+        "action": verdict.action.value,
+        "reasons": list(verdict.reasons),
+    }
+    if policy.dry_run and verdict.action in (Action.PROMOTE, Action.ROLLBACK):
+        note_dry_run(ctx, tx, s, policy, verdict)
+        return {**result, "dry_run": True}
     if verdict.action is Action.PROMOTE:
         promote_in(ctx, tx, s, policy, verdict, forced=False)
     elif verdict.action is Action.ROLLBACK:
@@ -84,12 +101,7 @@ def _act(ctx: Context, tx: Tx, s: Slice) -> dict[str, Any]:
             held,
             {"reasons": list(verdict.reasons), **snapshot(s, policy, ctx.clock.now())},
         )
-    return {
-        "slice_id": s.id,
-        "scope": s.scope.text,
-        "action": verdict.action.value,
-        "reasons": list(verdict.reasons),
-    }
+    return result
 
 
 def evaluate(ctx: Context, recompute: bool = False) -> EvaluationResult:

@@ -6,8 +6,9 @@ import contextlib
 from collections.abc import Mapping
 
 from tether.domain.errors import BadInput
-from tether.domain.gate import GateView, safe_answer
-from tether.domain.model import Answer
+from tether.domain.gate import GateSlice, GateView, safe_answer
+from tether.domain.model import Answer, Slice, SliceState
+from tether.domain.policy import Policy
 from tether.domain.scope import SEVERITY
 from tether.services.context import Context, global_policy
 from tether.store.sql import Tx
@@ -20,16 +21,22 @@ def view_in(ctx: Context, tx: Tx) -> GateView:
     with cache.lock:
         view = cache.view
         if view is None or view.version != version:
+            policy = global_policy(tx)
             view = GateView.build(
                 ctx.dims,
-                tx.slices(),
+                [_gate_slice(s, policy.merged(s.policy_overrides)) for s in tx.slices()],
                 tx.kill_switches(active_only=True),
-                tenants_start_in_shadow=global_policy(tx).tenants_start_in_shadow,
+                tenants_start_in_shadow=policy.tenants_start_in_shadow,
                 version=version,
             )
             cache.view = view
         cache.fresh_at = ctx.clock.now()
     return view
+
+
+def _gate_slice(s: Slice, policy: Policy) -> GateSlice:
+    rate = {SliceState.CANARY: policy.review_rate_canary, SliceState.ACTIVE: policy.review_rate_active}
+    return GateSlice(s.id, s.scope, s.state, s.attempt, review_rate=rate.get(s.state, 0.0))
 
 
 def refresh(ctx: Context) -> GateView:

@@ -93,7 +93,8 @@ def recount(tx: Tx, s: Slice, policy: Policy, upto_seq: int | None = None) -> Sl
         return dataclasses.replace(s, counters=Counters())
     decisions, executed, history = tx.attempt_history(s.id, s.attempt, upto_seq)
     rows = [(h.decision_pk, h.seq, h.disposition, h.source) for h in history]
-    return dataclasses.replace(s, counters=rebuild_counters(decisions, executed, rows, policy))
+    unsampled = {h.decision_pk for h in history if not h.sampled}
+    return dataclasses.replace(s, counters=rebuild_counters(decisions, executed, rows, policy, unsampled))
 
 
 def start_canary(
@@ -133,6 +134,9 @@ def start_canary(
             canary_started_at=now,
             promoted_at=None,
             held_at=None,
+            would_promote_at=None,
+            would_roll_back_at=None,
+            model_version=None,
             counters=Counters(),
         )
         tx.save_slice(s)
@@ -193,6 +197,57 @@ def roll_back_in(
     emit(ctx, tx, EventType.KILL_SWITCH_ACTIVATED, rolled, {"kill_switch": kill_switch_dict(kill), **shot})
     tx.bump_version()
     return rolled, kill
+
+
+def restart_in(ctx: Context, tx: Tx, s: Slice, policy: Policy, model_version: str) -> Slice:
+    """A new model on a live slice: a new attempt in canary; one model's evidence never promotes another."""
+    now = ctx.clock.now()
+    restarted = dataclasses.replace(
+        s,
+        state=SliceState.CANARY,
+        attempt=s.attempt + 1,
+        canary_started_at=now,
+        promoted_at=None,
+        held_at=None,
+        would_promote_at=None,
+        would_roll_back_at=None,
+        counters=Counters(),
+        model_version=model_version,
+    )
+    tx.save_slice(restarted)
+    payload = {
+        "attempt": restarted.attempt,
+        "previous_state": s.state.value,
+        "previous_model_version": s.model_version,
+        "model_version": model_version,
+        **snapshot(s, policy, now),
+    }
+    emit(ctx, tx, EventType.CANARY_RESTARTED, restarted, payload)
+    tx.bump_version()
+    return restarted
+
+
+def note_dry_run(ctx: Context, tx: Tx, s: Slice, policy: Policy, judgement: Judgement) -> Slice:
+    """Under dry_run, audit what would happen (once per attempt and kind) and change nothing else."""
+    now = ctx.clock.now()
+    promote = judgement.action is Action.PROMOTE
+    if (s.would_promote_at if promote else s.would_roll_back_at) is not None:
+        return s
+    if promote:
+        noted = dataclasses.replace(s, would_promote_at=now)
+    else:
+        noted = dataclasses.replace(s, would_roll_back_at=now)
+    tx.save_slice(noted)
+    kind = EventType.CANARY_WOULD_PROMOTE if promote else EventType.CANARY_WOULD_ROLL_BACK
+    trigger = judgement.trigger.value if judgement.trigger else None
+    emit(
+        ctx,
+        tx,
+        kind,
+        noted,
+        {"reasons": list(judgement.reasons), "trigger": trigger, **snapshot(s, policy, now)},
+    )
+    return noted
 
 
 def promote(ctx: Context, slice_id: str, reason: str) -> Slice:

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether.domain.errors import BadInput, TooLarge
-from tether.domain.evidence import REVIEW_SOURCE, bets_of, check_rollback, review_value
+from tether.domain.evidence import REVIEW_SOURCE, bets_of, check_rollback, counts_as_review, review_value
 from tether.domain.inputs import parse_outcome
 from tether.domain.model import LIVE_STATES, Disposition, OutcomeIn, Slice
 from tether.domain.policy import Policy
 from tether.services.context import Context
 from tether.services.decide import MAX_BATCH
-from tether.services.lifecycle import effective_policy, recount, roll_back_in
+from tether.services.lifecycle import effective_policy, note_dry_run, recount, roll_back_in
 from tether.store.sql import Grant, StoredDecision, Tx
 
 
@@ -83,18 +83,21 @@ class _Batch:
             self.policies[slice_id] = effective_policy(self.tx, s)
         return self.slices[slice_id], self.policies[slice_id]
 
-    def apply(self, index: int, pk: int, before: _Latest, after: _Latest) -> None:
+    def apply(self, index: int, decision: StoredDecision, before: _Latest, after: _Latest) -> None:
         """Count one outcome for every slice its decision was evidence for; roll back at once if due."""
-        for grant in self.grants.get(pk, []):
+        for grant in self.grants.get(decision.pk, []):
             if not grant.executed:
                 continue
             s, policy = self.slice(grant.slice_id)
             if s.attempt != grant.attempt:
                 continue  # evidence of an earlier attempt
-            s = _count(self.tx, s, policy, before, after)
+            s = _count(self.tx, s, policy, (before, after), decision.review)
             self.slices[s.id] = s
             judgement = check_rollback(s, policy) if s.state in LIVE_STATES else None
             if judgement is None:
+                continue
+            if policy.dry_run:
+                self.slices[s.id] = note_dry_run(self.ctx, self.tx, s, policy, judgement)
                 continue
             s, kill = roll_back_in(self.ctx, self.tx, s, policy, judgement)
             self.slices[s.id] = s
@@ -115,13 +118,17 @@ class _Batch:
             self.tx.save_slice(s)
 
 
-def _count(tx: Tx, s: Slice, policy: Policy, before: _Latest, after: _Latest) -> Slice:
+def _count(tx: Tx, s: Slice, policy: Policy, change: tuple[_Latest, _Latest], sampled: bool) -> Slice:
     """The slice's counters after a decision's latest outcome changed from `before` to `after`."""
+    before, after = change
     tp = Disposition.TRUE_POSITIVE.value
     missed = s.counters.missed_tp - (before.disposition == tp) + (after.disposition == tp)
     old = review_value(before.disposition, before.source)
     new = review_value(after.disposition, after.source)
     counters = dataclasses.replace(s.counters, missed_tp=missed)
+    if not counts_as_review(sampled, policy):  # shown apart, never in the precision
+        other = counters.other_reviews - (old is not None) + (new is not None)
+        return dataclasses.replace(s, counters=dataclasses.replace(counters, other_reviews=other))
     if old is None and new is not None and before.first_review_seq is None:
         counters = dataclasses.replace(counters, reviews=counters.reviews.update(new, bets_of(policy)))
     elif old != new or (new is not None and before.first_review_seq is None):
@@ -158,7 +165,7 @@ def record_outcomes(ctx: Context, items: list[Any]) -> OutcomesResult:
             after = _Latest(o.disposition.value, o.source, seq, first_review or before.first_review_seq)
             latest[d.pk] = after
             if d.answer.execute:
-                work.apply(index, d.pk, before, after)
+                work.apply(index, d, before, after)
         tx.cache_latest_outcomes(
             [
                 {

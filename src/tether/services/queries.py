@@ -116,3 +116,21 @@ def evidence_snapshots(ctx: Context) -> list[dict[str, Any]]:
             }
             for s in tx.slices()
         ]
+
+
+def recall(ctx: Context, slice_id: str) -> dict[str, Any]:
+    """The attempt's executed closures with no outcome yet: what analysts re-triage after a rollback."""
+    with ctx.db.transaction(write=False) as conn:
+        tx = Tx(conn)
+        s = tx.slice(slice_id)
+        if s is None or not ctx.principal.sees_scope(s.scope):
+            raise NotFound(f"no slice {slice_id!r}")
+        rows = tx.unreviewed_closures(s.id, s.attempt)
+    closures = [{**r, "decided_at": iso(r["decided_at"]), "review": bool(r["review"])} for r in rows]
+    return {
+        "slice_id": s.id,
+        "scope": s.scope.text,
+        "state": s.state.value,
+        "attempt": s.attempt,
+        "closures": closures,
+    }

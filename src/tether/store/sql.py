@@ -43,6 +43,7 @@ _STORED = [
         "out_disposition",
         "out_source",
         "first_review_seq",
+        "review",
     )
 ]
 _HEAD_KEY = "audit_head"
@@ -74,6 +75,7 @@ class StoredDecision:
     out_disposition: str | None
     out_source: str | None
     first_review_seq: int | None
+    review: bool
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class OutcomeRow:
     seq: int
     disposition: str
     source: str
+    sampled: bool
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,11 @@ class Tx:
                 m["ev_executed"],
                 m["ev_missed_tp"],
                 EProcess(m["ev_correct"], m["ev_incorrect"], m["ev_log_e_rb"], m["ev_log_e_pr"]),
+                m["ev_other_reviews"],
             ),
+            model_version=m["model_version"],
+            would_promote_at=m["would_promote_at"],
+            would_roll_back_at=m["would_roll_back_at"],
         )
 
     @staticmethod
@@ -184,6 +191,10 @@ class Tx:
             "ev_incorrect": c.reviews.incorrect,
             "ev_log_e_rb": c.reviews.log_e_rb,
             "ev_log_e_pr": c.reviews.log_e_pr,
+            "ev_other_reviews": c.other_reviews,
+            "model_version": s.model_version,
+            "would_promote_at": s.would_promote_at,
+            "would_roll_back_at": s.would_roll_back_at,
         }
 
     def slices(self, ids: Iterable[str] | None = None, lock: bool = False) -> list[Slice]:
@@ -208,6 +219,11 @@ class Tx:
     def save_slice(self, s: Slice) -> None:
         row = self._slice_row(s)
         self.conn.execute(update(t.slices).where(t.slices.c.id == s.id).values(**row))
+
+    def set_model_version(self, slice_id: str, model_version: str) -> None:
+        self.conn.execute(
+            update(t.slices).where(t.slices.c.id == slice_id).values(model_version=model_version)
+        )
 
     def add_decision_counts(self, counts: dict[str, tuple[int, int]]) -> None:
         """Add (decisions, executed) to each slice's counters."""
@@ -284,6 +300,7 @@ class Tx:
             tuple(json.loads(m["slice_ids"])),
             m["reason"],
             m["kill_switch_id"],
+            review=bool(m["review"]),
         )
         return StoredDecision(
             m["pk"],
@@ -295,6 +312,7 @@ class Tx:
             m["out_disposition"],
             m["out_source"],
             m["first_review_seq"],
+            bool(m["review"]),
         )
 
     def decisions_by_id(self, decision_ids: Sequence[str]) -> dict[str, StoredDecision]:
@@ -378,18 +396,33 @@ class Tx:
                 func.count(), func.coalesce(func.sum(case((ds.c.executed.is_(True), 1), else_=0)), 0)
             ).where(and_(ds.c.slice_id == slice_id, ds.c.attempt == attempt))
         ).one()
+        d = t.decisions
         query = (
-            select(o.c.decision_pk, o.c.seq, o.c.disposition, o.c.source)
+            select(o.c.decision_pk, o.c.seq, o.c.disposition, o.c.source, d.c.review)
             .join(ds, ds.c.decision_pk == o.c.decision_pk)
+            .join(d, d.c.pk == o.c.decision_pk)
             .where(and_(ds.c.slice_id == slice_id, ds.c.attempt == attempt, ds.c.executed.is_(True)))
             .order_by(o.c.seq)
         )
         if upto_seq is not None:
             query = query.where(o.c.seq <= upto_seq)
         history = [
-            OutcomeRow(r.decision_pk, r.seq, r.disposition, r.source) for r in self.conn.execute(query)
+            OutcomeRow(r.decision_pk, r.seq, r.disposition, r.source, bool(r.review))
+            for r in self.conn.execute(query)
         ]
         return int(counts[0]), int(counts[1]), history
+
+    def unreviewed_closures(self, slice_id: str, attempt: int) -> list[dict[str, Any]]:
+        """Executed closes of an attempt that have no outcome yet, oldest first."""
+        d, ds = t.decisions, t.decision_slices
+        query = (
+            select(d.c.decision_id, d.c.alert_id, d.c.tenant, d.c.decided_at, d.c.review)
+            .join(ds, ds.c.decision_pk == d.c.pk)
+            .where(and_(ds.c.slice_id == slice_id, ds.c.attempt == attempt, ds.c.executed.is_(True)))
+            .where(d.c.out_seq.is_(None))
+            .order_by(d.c.decided_at, d.c.pk)
+        )
+        return [dict(r._mapping) for r in self.conn.execute(query)]
 
     def shadow_rows(self, since: datetime, tenant: str | None) -> list[ShadowRow]:
         """Shadow answers (not killed) since a moment, grouped by alert, verdict and latest outcome."""

@@ -70,6 +70,10 @@ slices = Table(
     Column("ev_incorrect", Integer, nullable=False),
     Column("ev_log_e_rb", Float, nullable=False),
     Column("ev_log_e_pr", Float, nullable=False),
+    Column("model_version", String(200)),  # the model whose evidence this attempt gathers
+    Column("would_promote_at", UtcTime),  # dry run: noted once per attempt
+    Column("would_roll_back_at", UtcTime),
+    Column("ev_other_reviews", Integer, nullable=False, default=0),  # reviews not counted (review_from)
 )
 
 kill_switches = Table(
@@ -106,6 +110,7 @@ decisions = Table(
     Column("slice_ids", Text, nullable=False),
     Column("reason", Text, nullable=False),
     Column("kill_switch_id", String(40)),
+    Column("review", Boolean, nullable=False, default=False),  # sampled for an analyst's review
     # Cache of the latest outcome; the outcomes table is the source of truth.
     Column("out_disposition", String(20)),
     Column("out_source", String(200)),
@@ -154,6 +159,31 @@ audit_events = Table(
     Index("ix_audit_slice", "slice_id"),
     Index("ix_audit_type", "type"),
     Index("ix_audit_at", "at_key"),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("events", Text, nullable=False),  # JSON list of event types
+    Column("secret", Text, nullable=False),  # the HMAC key; it signs, so it cannot be stored hashed
+    Column("created_at", UtcTime, nullable=False),
+    Column("removed_at", UtcTime),
+)
+
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("webhook_id", String(40), nullable=False),
+    Column("event_seq", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, delivered, dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", UtcTime, nullable=False),
+    Column("last_error", Text),
+    Column("delivered_at", UtcTime),
+    Index("ix_outbox_due", "status", "next_at"),
 )
 
 tokens = Table(
