@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from tether.api import admin, errors, ingest, slices
+from tether.api import admin, errors, ingest, metrics, slices
 from tether.api.errors import envelope
 from tether.domain.access import Principal, Role
 from tether.domain.model import SYSTEM
@@ -87,6 +87,11 @@ class EvaluatorLoop:
         self._thread = threading.Thread(target=self._run, name="tether-evaluator", daemon=True)
         self.last_run: float | None = None
 
+    def age(self) -> float | None:
+        import time
+
+        return None if self.last_run is None else time.monotonic() - self.last_run
+
     def start(self) -> None:
         self._thread.start()
 
@@ -108,9 +113,10 @@ class EvaluatorLoop:
 def create_app(ctx: Context, evaluate_every: float | None = None) -> FastAPI:
     """The app over a service context; with evaluate_every, the evaluator loop runs while it serves."""
 
+    loop = EvaluatorLoop(ctx, evaluate_every) if evaluate_every else None
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        loop = EvaluatorLoop(ctx, evaluate_every) if evaluate_every else None
         if loop is not None:
             loop.start()
         try:
@@ -128,6 +134,7 @@ def create_app(ctx: Context, evaluate_every: float | None = None) -> FastAPI:
     )
     app.state.ctx = ctx
     errors.install(app)
+    metrics.install(app, ctx, loop.age if loop is not None else lambda: None)
     for router in (ingest.router, slices.router, admin.router):
         app.include_router(router)
     app.add_middleware(BodyLimit)

@@ -31,6 +31,7 @@ def post_decisions(
 @router.post(
     "/gate",
     response_model=schemas.Answer,
+    response_model_exclude_none=True,
     openapi_extra=schemas.body_doc(schemas.AlertDoc, many=False),
     summary="Read-only: which mode would this alert get? Records nothing",
 )

@@ -50,6 +50,16 @@ class Ids:
         return f"{prefix}_{token}"
 
 
+class Observer:
+    """Hooks for metrics; the default observes nothing (the API wires Prometheus in)."""
+
+    def answered(self, mode: str, count: int = 1) -> None:
+        """Gate answers given, by mode."""
+
+    def gate_failed(self, reason: str) -> None:
+        """The gate failed closed (stale view or internal error)."""
+
+
 @dataclass
 class GateCache:
     """The gate's in-memory view and when it was last known fresh."""
@@ -71,6 +81,7 @@ class Context:
     gate: GateCache = field(default_factory=GateCache)
     max_staleness: timedelta = timedelta(seconds=5)
     principal: Principal = ADMIN_CLI  # who asks: the CLI acts with admin rights on every tenant
+    observer: Observer = field(default_factory=Observer)
 
     def as_user(self, name: str) -> Context:
         """The same wiring and rights, recorded in the audit trail as another person."""

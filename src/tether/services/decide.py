@@ -126,6 +126,13 @@ def decide(ctx: Context, items: list[Any]) -> list[DecisionAnswer]:
                 answers[d.decision_id] = answer
                 fresh.append((d, answer))
         _record(tx, fresh, resolver.now)
+    modes: dict[str, int] = defaultdict(int)
+    for _, answer in fresh:
+        modes[answer.mode.value] += 1
+        if answer.reason in ("stale", "error"):
+            ctx.observer.gate_failed(answer.reason)
+    for mode, n in modes.items():
+        ctx.observer.answered(mode, n)
     return [DecisionAnswer(d.decision_id, answers[d.decision_id]) for d in batch]
 
 

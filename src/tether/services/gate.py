@@ -67,6 +67,10 @@ def gate(ctx: Context, raw_alert: Mapping[str, object]) -> Answer:
     with contextlib.suppress(Exception):
         refresh(ctx)
     cache = ctx.gate
-    return safe_answer(
+    answer = safe_answer(
         cache.view, alert, fresh_at=cache.fresh_at, now=ctx.clock.now(), max_staleness=ctx.max_staleness
     )
+    ctx.observer.answered(answer.mode.value)
+    if answer.reason in ("stale", "error"):
+        ctx.observer.gate_failed(answer.reason)
+    return answer

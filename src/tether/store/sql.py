@@ -521,6 +521,16 @@ class Tx:
         ).first()
         return (int(row.seq), str(row.hash)) if row else (0, GENESIS)
 
+    def event_counts(self) -> dict[str, int]:
+        e = t.audit_events
+        rows = self.conn.execute(select(e.c.type, func.count()).group_by(e.c.type))
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def outbox_backlog(self) -> int:
+        o = t.webhook_outbox
+        query = select(func.count()).select_from(o).where(o.c.status == "pending")
+        return int(self.conn.execute(query).scalar_one())
+
     # tokens ----------------------------------------------------------------
     def insert_token(self, row: dict[str, Any]) -> None:
         self.conn.execute(insert(t.tokens).values(**row))

@@ -18,13 +18,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("decisions") as batch:
-        batch.add_column(sa.Column("review", sa.Boolean, nullable=False, server_default=sa.false()))
-    with op.batch_alter_table("slices") as batch:
-        batch.add_column(sa.Column("model_version", sa.String(200)))
-        batch.add_column(sa.Column("would_promote_at", UtcTime))
-        batch.add_column(sa.Column("would_roll_back_at", UtcTime))
-        batch.add_column(sa.Column("ev_other_reviews", sa.Integer, nullable=False, server_default="0"))
+    # Plain ADD COLUMN works in place on both engines (no table rebuild, foreign keys untouched).
+    op.add_column("decisions", sa.Column("review", sa.Boolean, nullable=False, server_default=sa.false()))
+    op.add_column("slices", sa.Column("model_version", sa.String(200)))
+    op.add_column("slices", sa.Column("would_promote_at", UtcTime))
+    op.add_column("slices", sa.Column("would_roll_back_at", UtcTime))
+    op.add_column("slices", sa.Column("ev_other_reviews", sa.Integer, nullable=False, server_default="0"))
     op.create_table(
         "webhooks",
         sa.Column("id", sa.String(40), primary_key=True),

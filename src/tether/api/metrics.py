@@ -1,0 +1,115 @@
+"""Prometheus metrics at /metrics.
+
+Cardinality is bounded: per-slice series are labelled by slice id and state (never by raw scope
+values, which could be unbounded), so there are at most (number of slices) series per metric.
+Slice figures, event counts and the outbox backlog are read from the database at scrape time, so
+every replica reports the same numbers; gate answers and request latencies are per process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from tether.domain.evidence import evidence_dict
+from tether.services.context import Context, Observer
+from tether.services.lifecycle import effective_policy
+from tether.store.sql import Tx
+
+
+class PrometheusObserver(Observer):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.answers = Counter(
+            "tether_gate_answers", "Gate answers given, by mode", ["mode"], registry=registry
+        )
+        self.failures = Counter(
+            "tether_gate_fail_closed",
+            "Gate answers that failed closed, by reason",
+            ["reason"],
+            registry=registry,
+        )
+
+    def answered(self, mode: str, count: int = 1) -> None:
+        self.answers.labels(mode).inc(count)
+
+    def gate_failed(self, reason: str) -> None:
+        self.failures.labels(reason).inc()
+
+
+class StoreCollector(Collector):
+    """Slice evidence, transitions and the outbox backlog, read from the database at scrape time."""
+
+    def __init__(self, ctx: Context, evaluator_age: Callable[[], float | None]) -> None:
+        self.ctx, self.evaluator_age = ctx, evaluator_age
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["slice_id", "state"]
+        precision = GaugeMetricFamily(
+            "tether_slice_precision", "Precision of the current attempt", labels=labels
+        )
+        reviews = GaugeMetricFamily(
+            "tether_slice_reviews", "Reviews counted in the current attempt", labels=labels
+        )
+        missed = GaugeMetricFamily(
+            "tether_slice_missed_tp", "Missed true positives of the attempt", labels=labels
+        )
+        state = GaugeMetricFamily("tether_slice_state", "1 for the slice's current state", labels=labels)
+        with self.ctx.db.transaction(write=False) as conn:
+            tx = Tx(conn)
+            now = self.ctx.clock.now()
+            for s in tx.slices():
+                ev = evidence_dict(s, effective_policy(tx, s), now)
+                key = [s.id, s.state.value]
+                if ev["precision"] is not None:
+                    precision.add_metric(key, ev["precision"])
+                reviews.add_metric(key, ev["reviewed"])
+                missed.add_metric(key, ev["missed_tp"])
+                state.add_metric(key, 1)
+            events = tx.event_counts()
+            backlog = tx.outbox_backlog()
+        yield from (precision, reviews, missed, state)
+        transitions = GaugeMetricFamily(
+            "tether_transitions", "Transitions so far (audit trail)", labels=["kind"]
+        )
+        for kind, event in (("promotion", "canary.promoted"), ("rollback", "canary.rolled_back")):
+            transitions.add_metric([kind], events.get(event, 0))
+        yield transitions
+        yield GaugeMetricFamily("tether_outbox_backlog", "Webhook deliveries waiting", value=backlog)
+        age = self.evaluator_age()
+        if age is not None:
+            yield GaugeMetricFamily(
+                "tether_evaluator_last_run_age_seconds", "Seconds since the last cycle", value=age
+            )
+
+
+def install(app: FastAPI, ctx: Context, evaluator_age: Callable[[], float | None]) -> CollectorRegistry:
+    """Wire the observer into the context, time every request, and serve /metrics."""
+    registry = CollectorRegistry()
+    ctx.observer = PrometheusObserver(registry)
+    registry.register(StoreCollector(ctx, evaluator_age))
+    latency = Histogram(
+        "tether_request_seconds", "HTTP request latency", ["method", "route", "status"], registry=registry
+    )
+
+    @app.middleware("http")
+    async def _timed(request: Request, call_next: Any) -> Response:
+        start = time.perf_counter()
+        response: Response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        latency.labels(request.method, route, str(response.status_code)).observe(time.perf_counter() - start)
+        return response
+
+    router = APIRouter()
+
+    @router.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(router)
+    return registry
