@@ -23,6 +23,11 @@ class Settings:
     max_staleness_seconds: float = 5.0
     # SQLite durability: FULL (default) syncs every commit; the simulator's throwaway databases use NORMAL.
     sqlite_synchronous: str = "FULL"
+    evaluate_every: float = 60.0  # seconds between the server's evaluation cycles (0: never)
+    webhook_every: float = 1.0  # seconds between webhook delivery rounds (0: never)
+    webhook_max_attempts: int = 8  # then a delivery is dead-lettered
+    webhook_backoff_seconds: float = 1.0  # first retry delay, doubled at each attempt
+    log_format: str = "text"  # text or json
 
 
 def _dimensions(env: dict[str, str]) -> Dimensions:
@@ -61,5 +66,30 @@ def from_env(db: str | None = None, actor: str | None = None, now: str | None = 
         now=fixed_now,
         actor=actor or env.get("TETHER_ACTOR") or _login(),
         dimensions=_dimensions(env),
-        max_staleness_seconds=float(env.get("TETHER_MAX_STALENESS", "5")),
+        max_staleness_seconds=_number(env, "TETHER_MAX_STALENESS", 5.0),
+        evaluate_every=_number(env, "TETHER_EVALUATE_EVERY", 60.0),
+        webhook_every=_number(env, "TETHER_WEBHOOK_EVERY", 1.0),
+        webhook_max_attempts=int(_number(env, "TETHER_WEBHOOK_MAX_ATTEMPTS", 8)),
+        webhook_backoff_seconds=_number(env, "TETHER_WEBHOOK_BACKOFF_SECONDS", 1.0),
+        log_format=_choice(env, "TETHER_LOG_FORMAT", ("text", "json")),
     )
+
+
+def _number(env: dict[str, str], name: str, default: float) -> float:
+    text = env.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadInput.at(name, f"must be a number, got {text!r}") from None
+    if value < 0:
+        raise BadInput.at(name, "must be >= 0")
+    return value
+
+
+def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, allowed[0]).strip() or allowed[0]
+    if value not in allowed:
+        raise BadInput.at(name, f"must be one of {', '.join(allowed)}, got {value!r}")
+    return value

@@ -5,17 +5,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 
-from tether.api import admin, errors, ingest, metrics, slices
+from tether.api import admin, errors, ingest, logs, metrics, slices
 from tether.api.errors import envelope
 from tether.domain.access import Principal, Role
 from tether.domain.model import SYSTEM
-from tether.services import evaluate
+from tether.services import evaluate, webhooks
 from tether.services.context import Context
 
 MAX_BODY = 4 * 1024 * 1024
@@ -76,20 +77,16 @@ class _TooLarge(Exception):
     pass
 
 
-class EvaluatorLoop:
-    """Runs `evaluate` every N seconds in a thread, so time-based promotions happen on their own."""
+class PeriodicTask:
+    """Runs a function every N seconds in a thread until stopped; failures are logged, never fatal."""
 
-    def __init__(self, ctx: Context, every: float) -> None:
-        system = Principal("system", "evaluator", Role.ADMIN)
-        self.ctx = dataclasses.replace(ctx.acting_as(system), actor=SYSTEM)
-        self.every = every
+    def __init__(self, name: str, every: float, work: Callable[[], object]) -> None:
+        self.name, self.every, self.work = name, every, work
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tether-evaluator", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"tether-{name}", daemon=True)
         self.last_run: float | None = None
 
     def age(self) -> float | None:
-        import time
-
         return None if self.last_run is None else time.monotonic() - self.last_run
 
     def start(self) -> None:
@@ -100,30 +97,49 @@ class EvaluatorLoop:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        import time
-
         while not self._stop.wait(self.every):
             try:
-                evaluate.evaluate(self.ctx)
+                self.work()
                 self.last_run = time.monotonic()
             except Exception:  # keep the loop alive: the next cycle retries, and the error is logged
-                log.exception("evaluation cycle failed")
+                log.exception("%s cycle failed", self.name)
 
 
-def create_app(ctx: Context, evaluate_every: float | None = None) -> FastAPI:
-    """The app over a service context; with evaluate_every, the evaluator loop runs while it serves."""
+def _system(ctx: Context) -> Context:
+    """The context background work runs as: the system actor with admin rights."""
+    return dataclasses.replace(ctx.acting_as(Principal("system", "tether", Role.ADMIN)), actor=SYSTEM)
 
-    loop = EvaluatorLoop(ctx, evaluate_every) if evaluate_every else None
+
+def create_app(
+    ctx: Context,
+    evaluate_every: float | None = None,
+    deliver_every: float | None = 1.0,
+    delivery: webhooks.DeliveryPolicy | None = None,
+) -> FastAPI:
+    """The app over a service context, with the evaluator loop and the webhook worker while it serves."""
+    system = _system(ctx)
+    evaluator = (
+        PeriodicTask("evaluator", evaluate_every, lambda: evaluate.evaluate(system))
+        if evaluate_every
+        else None
+    )
+    policy = delivery or webhooks.DeliveryPolicy()
+    courier = (
+        PeriodicTask("webhooks", deliver_every, lambda: webhooks.deliver_due(system, policy))
+        if deliver_every
+        else None
+    )
+    tasks = [t for t in (evaluator, courier) if t is not None]
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if loop is not None:
-            loop.start()
+        for task in tasks:
+            task.start()
         try:
             yield
         finally:
-            if loop is not None:
-                loop.stop()
+            for task in tasks:
+                task.stop()
             ctx.db.dispose()
 
     app = FastAPI(
@@ -134,8 +150,9 @@ def create_app(ctx: Context, evaluate_every: float | None = None) -> FastAPI:
     )
     app.state.ctx = ctx
     errors.install(app)
-    metrics.install(app, ctx, loop.age if loop is not None else lambda: None)
+    metrics.install(app, ctx, evaluator.age if evaluator is not None else lambda: None)
     for router in (ingest.router, slices.router, admin.router):
         app.include_router(router)
+    logs.install(app)
     app.add_middleware(BodyLimit)
     return app

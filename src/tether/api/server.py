@@ -1,4 +1,4 @@
-"""`tether serve`: uvicorn over create_app, configured from the environment (one app per worker)."""
+"""`tether serve`: uvicorn over create_app, configured from TETHER_* settings (one app per worker)."""
 
 from __future__ import annotations
 
@@ -8,30 +8,37 @@ from fastapi import FastAPI
 
 from tether import config
 from tether.api.app import create_app
+from tether.api.logs import configure_logging
 from tether.bootstrap import build
-
-_EVALUATE_EVERY = "TETHER_EVALUATE_EVERY"
+from tether.services.webhooks import DeliveryPolicy
 
 
 def app_factory() -> FastAPI:
-    """Build the app in a worker process from TETHER_* settings."""
+    """Build the app in a worker process from the environment the parent process prepared."""
     settings = config.from_env()
+    configure_logging(settings.log_format)
     ctx = build(settings)
     ctx.require_initialised()
-    every = float(os.environ.get(_EVALUATE_EVERY, "60"))
-    return create_app(ctx, evaluate_every=every if every > 0 else None)
+    delivery = DeliveryPolicy(settings.webhook_max_attempts, settings.webhook_backoff_seconds)
+    return create_app(
+        ctx,
+        evaluate_every=settings.evaluate_every or None,
+        deliver_every=settings.webhook_every or None,
+        delivery=delivery,
+    )
 
 
-def serve(host: str, port: int, workers: int, evaluate_every: float, log_level: str = "info") -> None:
+def serve(host: str, port: int, workers: int, env: dict[str, str]) -> None:
+    """Run uvicorn; `env` carries the flags to the worker processes as TETHER_* variables."""
     import uvicorn
 
-    os.environ[_EVALUATE_EVERY] = str(evaluate_every)
+    os.environ.update(env)
     uvicorn.run(
         "tether.api.server:app_factory",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_level=log_level,
+        log_config=None,
         timeout_graceful_shutdown=10,
     )

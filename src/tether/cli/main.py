@@ -11,7 +11,7 @@ import typer
 from tether.cli import render
 from tether.cli.common import GLOBAL, As, Db, Json, Reason, SliceRef, context, handled, out
 from tether.cli.files import locate, read_jsonl
-from tether.cli.serve import serve_cmd, token_app
+from tether.cli.serve import serve_cmd, token_app, webhook_app
 from tether.cli.simulate import simulate_cmd
 from tether.domain.errors import BadInput, TetherError
 from tether.domain.policy import parse_assignments
@@ -459,6 +459,7 @@ def audit_export(
 app.command("simulate")(simulate_cmd)
 app.command("serve")(serve_cmd)
 app.add_typer(token_app, name="token")
+app.add_typer(webhook_app, name="webhook")
 
 
 def run() -> None:

@@ -110,6 +110,7 @@ class Tx:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._policy: dict[str, Any] | None = None  # read once per transaction
+        self._hooks: list[tuple[str, frozenset[str]]] | None = None  # webhooks, read once per transaction
 
     # meta ------------------------------------------------------------------
     def _meta(self, key: str, lock: bool = False) -> str | None:
@@ -470,6 +471,7 @@ class Tx:
             )
         )
         self._set_meta(_HEAD_KEY, f"{seq + 1}:{digest}")
+        self._enqueue(seq + 1, type_, at)
         return AuditEvent(
             seq + 1,
             str(body["at"]),
@@ -520,6 +522,72 @@ class Tx:
             select(t.audit_events.c.seq, t.audit_events.c.hash).order_by(t.audit_events.c.seq.desc()).limit(1)
         ).first()
         return (int(row.seq), str(row.hash)) if row else (0, GENESIS)
+
+    # webhooks ---------------------------------------------------------------
+    def _enqueue(self, seq: int, type_: str, at: datetime) -> None:
+        """Outbox rows for the webhooks subscribed to this event, in the event's own transaction."""
+        if self._hooks is None:
+            w = t.webhooks
+            rows = self.conn.execute(select(w.c.id, w.c.events).where(w.c.removed_at.is_(None)))
+            self._hooks = [(r.id, frozenset(json.loads(r.events))) for r in rows]
+        due = [
+            {"webhook_id": hook, "event_seq": seq, "status": "pending", "attempts": 0, "next_at": at}
+            for hook, types in self._hooks
+            if type_ in types or "*" in types
+        ]
+        if due:
+            self.conn.execute(insert(t.webhook_outbox), due)
+
+    def insert_webhook(self, row: dict[str, Any]) -> None:
+        self.conn.execute(insert(t.webhooks).values(**row))
+        self._hooks = None
+
+    def webhooks(self, include_removed: bool = False) -> list[dict[str, Any]]:
+        w = t.webhooks
+        query = select(w).order_by(w.c.created_at, w.c.id)
+        if not include_removed:
+            query = query.where(w.c.removed_at.is_(None))
+        return [dict(r._mapping) for r in self.conn.execute(query)]
+
+    def remove_webhook(self, webhook_id: str, at: datetime) -> bool:
+        w = t.webhooks
+        done = self.conn.execute(
+            update(w).where(and_(w.c.id == webhook_id, w.c.removed_at.is_(None))).values(removed_at=at)
+        )
+        self._hooks = None
+        return bool(done.rowcount)
+
+    def deliveries(self, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        o = t.webhook_outbox
+        query = select(o).order_by(o.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(o.c.status == status)
+        return [dict(r._mapping) for r in self.conn.execute(query)]
+
+    def claim_deliveries(self, now: datetime, lease_until: datetime, limit: int) -> list[dict[str, Any]]:
+        """Due pending deliveries, leased to this worker until `lease_until` (re-sent if it dies)."""
+        o, w = t.webhook_outbox, t.webhooks
+        query = (
+            select(o.c.id, o.c.event_seq, o.c.attempts, w.c.url, w.c.secret)
+            .join(w, w.c.id == o.c.webhook_id)
+            .where(and_(o.c.status == "pending", o.c.next_at <= now))
+            .order_by(o.c.next_at, o.c.id)
+            .limit(limit)
+        )
+        rows = [dict(r._mapping) for r in self.conn.execute(query)]
+        for row in rows:
+            self.conn.execute(
+                update(o).where(o.c.id == row["id"]).values(next_at=lease_until, attempts=row["attempts"] + 1)
+            )
+        return rows
+
+    def finish_delivery(self, delivery_id: int, values: dict[str, Any]) -> None:
+        o = t.webhook_outbox
+        self.conn.execute(update(o).where(o.c.id == delivery_id).values(**values))
+
+    def event(self, seq: int) -> AuditEvent | None:
+        row = self.conn.execute(select(t.audit_events).where(t.audit_events.c.seq == seq)).first()
+        return self._event(row) if row else None
 
     def event_counts(self) -> dict[str, int]:
         e = t.audit_events
