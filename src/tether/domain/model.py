@@ -100,6 +100,22 @@ class Slice:
     would_roll_back_at: datetime | None = None
 
 
+def new_attempt(s: Slice, now: datetime, model_version: str | None = None) -> Slice:
+    """The slice in canary on a fresh attempt: evidence from zero, promotion and notes cleared."""
+    return dataclasses.replace(
+        s,
+        state=SliceState.CANARY,
+        attempt=s.attempt + 1,
+        canary_started_at=now,
+        promoted_at=None,
+        held_at=None,
+        would_promote_at=None,
+        would_roll_back_at=None,
+        model_version=model_version,
+        counters=Counters(),
+    )
+
+
 @dataclass(frozen=True)
 class KillSwitch:
     id: str

@@ -9,7 +9,7 @@ from typing import Any
 from tether.domain.audit import EventType
 from tether.domain.errors import BadInput, CriteriaNotMet, DuplicateScope, Forbidden, NotAllowed, NotFound
 from tether.domain.evidence import Action, Judgement, Trigger, evidence_dict, rebuild_counters
-from tether.domain.model import Counters, KillSwitch, Slice, SliceState
+from tether.domain.model import Counters, KillSwitch, Slice, SliceState, new_attempt
 from tether.domain.policy import Policy, check_fields
 from tether.domain.scope import parse_scope
 from tether.domain.shadow import ShadowEvidence, go_live_unmet, shadow_evidence
@@ -127,18 +127,7 @@ def start_canary(
             unmet.append(f"cool-down after the rollback runs until {cooldown_until.isoformat()}")
         if unmet:
             raise CriteriaNotMet("not ready for canary: " + "; ".join(unmet), unmet)
-        s = dataclasses.replace(
-            s,
-            state=SliceState.CANARY,
-            attempt=s.attempt + 1,
-            canary_started_at=now,
-            promoted_at=None,
-            held_at=None,
-            would_promote_at=None,
-            would_roll_back_at=None,
-            model_version=None,
-            counters=Counters(),
-        )
+        s = new_attempt(s, now)
         tx.save_slice(s)
         payload = {
             "attempt": s.attempt,
@@ -202,18 +191,7 @@ def roll_back_in(
 def restart_in(ctx: Context, tx: Tx, s: Slice, policy: Policy, model_version: str) -> Slice:
     """A new model on a live slice: a new attempt in canary; one model's evidence never promotes another."""
     now = ctx.clock.now()
-    restarted = dataclasses.replace(
-        s,
-        state=SliceState.CANARY,
-        attempt=s.attempt + 1,
-        canary_started_at=now,
-        promoted_at=None,
-        held_at=None,
-        would_promote_at=None,
-        would_roll_back_at=None,
-        counters=Counters(),
-        model_version=model_version,
-    )
+    restarted = new_attempt(s, now, model_version)
     tx.save_slice(restarted)
     payload = {
         "attempt": restarted.attempt,
