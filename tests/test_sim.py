@@ -23,7 +23,7 @@ PERFECT: dict[str, Any] = {
     "data_sources": [{"name": "o365", "share": 1}],
     "severity": {"low": 1},
     "agent": {"close_rate": 1.0, "close_precision": 1.0},
-    "reviews": {"delay_hours": [1, 1], "review_rate": 1.0},
+    "reviews": {"delay_hours": [1, 1], "review_rate": 1.0, "follow_sampling": False},
     "slices": ["tenant=acme"],
     "operator": {"start_canary": [{"day": 1, "scope": "tenant=acme"}], "reset_after_rollback_days": None},
 }

@@ -160,7 +160,9 @@ class Simulation:
             if s.reviews.shadow_analysts_decide:
                 self._schedule(alert.at + self._delay(s.reviews.delay_hours), self._outcome(alert, "review"))
             return
-        if self.rng.random() < s.reviews.review_rate:
+        follow = s.reviews.follow_sampling
+        asked = answer.answer.review if follow else self.rng.random() < s.reviews.review_rate
+        if asked:
             self._schedule(alert.at + self._delay(s.reviews.delay_hours), self._outcome(alert, "review"))
             self.log.reviews_used += 1
             for sid in answer.answer.slice_ids:
