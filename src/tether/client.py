@@ -15,8 +15,9 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 UNREACHABLE = "unreachable"
@@ -42,7 +43,7 @@ class Answer:
     def from_json(cls, data: dict[str, Any]) -> Answer:
         return cls(
             str(data["mode"]),
-            data["execute"] is True,
+            data["execute"] is True,  # anything but a literal true does not execute
             tuple(data.get("slice_ids") or ()),
             str(data.get("reason", "")),
             data.get("decision_id"),
@@ -107,6 +108,17 @@ class _Unavailable(Exception):
         self.reason = reason
 
 
+T = TypeVar("T")
+
+
+def _parsed(read: Callable[[], T]) -> T:
+    """A 200 whose body is not Tether's answer is an error: fail closed rather than guess."""
+    try:
+        return read()
+    except (KeyError, TypeError, IndexError, ValueError, AttributeError):
+        raise _Unavailable(ERROR) from None
+
+
 class TetherClient:
     """Thread-safe (one keep-alive connection per thread)."""
 
@@ -126,7 +138,9 @@ class TetherClient:
         batch = [decisions] if isinstance(decisions, dict) else list(decisions)
         try:
             body = self._call("POST", "/v1/decisions", batch)
-            answers = [Answer.from_json(r) for r in body["results"]]
+            answers = _parsed(lambda: [Answer.from_json(r) for r in body["results"]])
+            if len(answers) != len(batch):
+                raise _Unavailable(ERROR)
         except _Unavailable as exc:
             answers = [Answer.fail_closed(exc.reason, d.get("decision_id")) for d in batch]
         return answers[0] if isinstance(decisions, dict) else answers
@@ -134,7 +148,8 @@ class TetherClient:
     def gate(self, alert: dict[str, Any]) -> Answer:
         """Read-only: the mode this alert would get; fails closed."""
         try:
-            return Answer.from_json(self._call("POST", "/v1/gate", alert))
+            body = self._call("POST", "/v1/gate", alert)
+            return _parsed(lambda: Answer.from_json(body))
         except _Unavailable as exc:
             return Answer.fail_closed(exc.reason)
 
@@ -142,9 +157,9 @@ class TetherClient:
         """Report what alerts really were; rollbacks they trigger come back in `actions`."""
         try:
             body = self._call("POST", "/v1/outcomes", outcomes)
+            return _parsed(lambda: OutcomesReceipt(int(body["accepted"]), list(body["actions"])))
         except _Unavailable as exc:
             return OutcomesReceipt(0, [], exc.reason)
-        return OutcomesReceipt(int(body["accepted"]), list(body["actions"]))
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

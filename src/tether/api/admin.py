@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from tether.api import schemas
 from tether.api.auth import base_context, needs
 from tether.domain.access import Permission
-from tether.domain.errors import BadInput
+from tether.domain.errors import BadInput, Problem
 from tether.domain.timefmt import parse_time
 from tether.domain.views import kill_switch_dict
 from tether.services import audit, evaluate, kills, policy, queries, tokens
@@ -18,7 +18,8 @@ from tether.services.context import Context
 from tether.services.gate import refresh
 from tether.store.sql import AuditFilter
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], responses=schemas.ERRORS)
+health = APIRouter(tags=["health"])
 _READ, _OPERATE, _ADMIN = needs(Permission.READ), needs(Permission.OPERATE), needs(Permission.ADMINISTER)
 AUDIT_PAGE = 500
 
@@ -59,7 +60,7 @@ def _time(value: str | None, name: str) -> Any:
     try:
         return parse_time(value)
     except ValueError as exc:
-        raise BadInput.at(name, str(exc)) from None
+        raise BadInput(f"{name}: {exc}", [Problem(str(exc), ("query", name))]) from None
 
 
 @router.get("/v1/audit", response_model=schemas.AuditPage, summary="Audit events, filtered, a page at a time")
@@ -71,20 +72,20 @@ def list_audit(
     cursor: int | None = Query(None, ge=0, description="the next_cursor of the previous page"),
     ctx: Context = Depends(_READ),
 ) -> dict[str, Any]:
-    filters = AuditFilter(slice_id, type, _time(since, "since"), _time(until, "until"), cursor, AUDIT_PAGE)
-    events = audit.list_events(ctx, filters)
-    raw_last = events[-1].seq if events else None
-    return {
-        "events": [e.to_dict() for e in events],
-        "next_cursor": raw_last if len(events) == AUDIT_PAGE else None,
-    }
+    filters = AuditFilter(slice_id, type, _time(since, "since"), _time(until, "until"), cursor)
+    events, next_cursor = audit.page_events(ctx, filters, AUDIT_PAGE)
+    return {"events": [e.to_dict() for e in events], "next_cursor": next_cursor}
 
 
 @router.get("/v1/audit/verify", response_model=schemas.Verification, summary="Recompute the hash chain")
 def verify(
     head: str | None = Query(None, description="SEQ:HASH published earlier"), ctx: Context = Depends(_READ)
 ) -> Any:
-    report = audit.verify(ctx, audit.parse_head(head) if head else None)
+    try:
+        published = audit.parse_head(head) if head else None
+    except BadInput as exc:
+        raise BadInput(exc.message, [Problem(p.msg, ("query", "head")) for p in exc.problems]) from None
+    report = audit.verify(ctx, published)
     return {
         "ok": report.ok,
         "events": report.count,
@@ -125,12 +126,16 @@ def revoke_token(token_id: str, ctx: Context = Depends(_ADMIN)) -> dict[str, Any
     return tokens.revoke_token(ctx, token_id).to_dict()
 
 
-@router.get("/healthz", summary="The process is up")
+@health.get("/healthz", summary="The process is up")
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database is reachable and the gate's view is fresh")
+@health.get(
+    "/readyz",
+    summary="The database is reachable and the gate's view is fresh",
+    responses={503: {"description": "not ready: the database cannot be reached"}},
+)
 def readyz(request: Request) -> JSONResponse:
     ctx = base_context(request)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import threading
 import time
@@ -29,52 +30,58 @@ Send = Callable[[Message], Awaitable[None]]
 
 
 class BodyLimit:
-    """Answer 413 with the error envelope when a request body is over the limit, declared or streamed."""
+    """Answer 413 with the error envelope when a request body is over the limit, declared or streamed.
+
+    The body is read here first (at most `limit` bytes are ever held), then handed to the app.
+    """
 
     def __init__(self, app: Any, limit: int = MAX_BODY) -> None:
         self.app, self.limit = app, limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._too_large(send)
             return
-        seen = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal seen
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _TooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message], receive), send)  # the client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
                 await self._too_large(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        whole: Message = {"type": "http.request", "body": body, "more_body": False}
+        await self.app(scope, _replay([whole], receive), send)
 
     async def _too_large(self, send: Send) -> None:
-        import json
-
         body = json.dumps(envelope(f"request body over {self.limit} bytes")).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+def _replay(messages: list[Message], then: Receive) -> Receive:
+    """A receive callable that hands over buffered messages, then the client's own (e.g. a disconnect)."""
+    pending = list(messages)
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await then()
+
+    return receive
 
 
 class PeriodicTask:
@@ -151,7 +158,7 @@ def create_app(
     app.state.ctx = ctx
     errors.install(app)
     metrics.install(app, ctx, evaluator.age if evaluator is not None else lambda: None)
-    for router in (ingest.router, slices.router, admin.router):
+    for router in (ingest.router, slices.router, admin.router, admin.health):
         app.include_router(router)
     logs.install(app)
     app.add_middleware(BodyLimit)

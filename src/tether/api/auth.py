@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tether.domain.access import Permission, Principal
 from tether.services import tokens
@@ -16,12 +17,15 @@ def base_context(request: Request) -> Context:
     return ctx
 
 
-def _principal(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
+_BEARER = HTTPBearer(auto_error=False, description="A token from `tether token create` (or `tether init`)")
+
+
+def _principal(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_BEARER)
+) -> Principal:
+    if credentials is None or not credentials.credentials.strip():
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    principal = tokens.authenticate(base_context(request), secret.strip())
+    principal = tokens.authenticate(base_context(request), credentials.credentials.strip())
     if principal is None:
         raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
     return principal

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -44,8 +45,9 @@ def _problems(exc: TetherError) -> list[dict[str, Any]]:
     if isinstance(exc, BadInput):
         out = []
         for p in exc.problems:
+            where: list[Any] = [] if p.loc[:1] in (("query",), ("path",)) else ["body"]
             item: dict[str, Any] = {
-                "loc": ["body", *([p.index] if p.index is not None else []), *p.loc],
+                "loc": [*where, *([p.index] if p.index is not None else []), *p.loc],
                 "msg": p.msg,
             }
             if p.index is not None:
@@ -69,6 +71,8 @@ def install(app: FastAPI) -> None:
         errors = []
         for e in exc.errors():
             loc = list(e.get("loc", ()))
+            if e.get("type") == "json_invalid":  # loc[1] is a character position, not a batch index
+                loc = ["body"]
             item: dict[str, Any] = {"loc": loc, "msg": str(e.get("msg", "invalid"))}
             if len(loc) > 1 and loc[0] == "body" and isinstance(loc[1], int):
                 item["index"] = loc[1]
@@ -78,6 +82,20 @@ def install(app: FastAPI) -> None:
         return JSONResponse(envelope(f"{where}: {first['msg']}", errors), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        headers = getattr(exc, "headers", None)
-        return JSONResponse(envelope(str(exc.detail)), status_code=exc.status_code, headers=headers)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return JSONResponse(envelope(str(exc.detail)), status_code=exc.status_code, headers=headers or None)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the API serves on this path, from its OpenAPI paths (Starlette names only one route's)."""
+    methods: set[str] = set()
+    for template, item in request.app.openapi().get("paths", {}).items():
+        pattern = "^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, request.url.path):
+            methods |= {m.upper() for m in item if m in ("get", "post", "put", "patch", "delete")}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)

@@ -12,7 +12,7 @@ from tether.domain.access import Permission
 from tether.services import decide, gate, outcomes
 from tether.services.context import Context
 
-router = APIRouter(prefix="/v1", tags=["ingest"])
+router = APIRouter(prefix="/v1", tags=["ingest"], responses=schemas.ERRORS)
 _INGEST = needs(Permission.INGEST)
 
 

@@ -205,3 +205,28 @@ class TokenCreated(Open):
 
 class Evaluation(Open):
     results: list[dict[str, Any]]
+
+
+class ErrorItem(Open):
+    loc: list[str | int]
+    msg: str
+    index: int | None = None
+
+
+class ErrorEnvelope(Strict):
+    error: str
+    errors: list[ErrorItem]
+
+
+_WHY = {
+    400: "bad request",
+    401: "missing, unknown or revoked token",
+    403: "the token's role or tenants do not allow this",
+    404: "unknown id (or another tenant's)",
+    409: "a transition not allowed, a duplicate scope, or a conflicting replay",
+    413: "body over 4 MiB or batch over 10,000 items",
+    422: "invalid input: each problem names its field and, in a batch, its index",
+}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorEnvelope, "description": why} for code, why in _WHY.items()
+}

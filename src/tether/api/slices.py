@@ -12,7 +12,7 @@ from tether.domain.access import Permission
 from tether.services import lifecycle, queries
 from tether.services.context import Context
 
-router = APIRouter(prefix="/v1/slices", tags=["slices"])
+router = APIRouter(prefix="/v1/slices", tags=["slices"], responses=schemas.ERRORS)
 _READ, _OPERATE, _ADMIN = needs(Permission.READ), needs(Permission.OPERATE), needs(Permission.ADMINISTER)
 
 

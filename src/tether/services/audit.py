@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 from tether.domain.audit import AuditEvent, ChainReport, verify_chain
@@ -14,11 +15,37 @@ _PAGE = 5_000
 
 def list_events(ctx: Context, filters: AuditFilter | None = None) -> list[AuditEvent]:
     """Events in seq order; a token limited to tenants sees only events whose scope names one of them."""
-    with ctx.db.transaction(write=False) as conn:
-        events = Tx(conn).events(filters)
+    return [e for e in list_events_raw(ctx, filters) if _visible(ctx, e)]
+
+
+def page_events(ctx: Context, filters: AuditFilter, size: int) -> tuple[list[AuditEvent], int | None]:
+    """One page of the events the caller may see, and the cursor of the next page (None at the end).
+
+    A token limited to tenants skips others' events, so the scan reads on until the page is full.
+    """
+    found: list[AuditEvent] = []
+    after = filters.after_seq
+    while True:
+        chunk = list_events_raw(ctx, dataclasses.replace(filters, after_seq=after, limit=size))
+        for event in chunk:
+            if _visible(ctx, event):
+                found.append(event)
+                if len(found) == size:
+                    return found, event.seq
+        if len(chunk) < size:
+            return found, None
+        after = chunk[-1].seq
+
+
+def _visible(ctx: Context, event: AuditEvent) -> bool:
     if not ctx.principal.restricted:
-        return events
-    return [e for e in events if e.scope is not None and ctx.principal.sees_scope(scope_from_text(e.scope))]
+        return True
+    return event.scope is not None and ctx.principal.sees_scope(scope_from_text(event.scope))
+
+
+def list_events_raw(ctx: Context, filters: AuditFilter | None = None) -> list[AuditEvent]:
+    with ctx.db.transaction(write=False) as conn:
+        return Tx(conn).events(filters)
 
 
 def iter_events(ctx: Context, filters: AuditFilter | None = None) -> Iterator[AuditEvent]:
