@@ -186,6 +186,7 @@ def evidence_dict(s: Slice, policy: Policy, now: datetime) -> dict[str, Any]:
         "age_days": round(age, 4),
         "decisions_per_day": round(c.decisions / age, 3) if age > 0 else None,
         "review_coverage": round(r.reviews / c.executed, 6) if c.executed else None,
+        "other_reviews": c.other_reviews,  # review_from=sampled: reviews of unsampled decisions, not counted
         "method": policy.evidence.value,
         "e_rollback": round(math.exp(r.log_e_rb), 6),
         "e_promote": round(math.exp(r.log_e_pr), 6),

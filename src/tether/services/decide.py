@@ -72,7 +72,7 @@ class _Resolver:
 
     def answer(self, d: DecisionIn) -> Answer:
         answer = self._ask(d)
-        if answer.execute and d.model_version is not None and self._note_model(answer, d.model_version):
+        if answer.granted and d.model_version is not None and self._note_model(answer, d.model_version):
             self.view = view_in(self.ctx, self.tx)  # a slice restarted: answer on the new attempt
             answer = self._ask(d)
         review = answer.execute and sampled_for_review(d.decision_id, answer.review_rate)
@@ -160,13 +160,14 @@ def _record(tx: Tx, fresh: list[tuple[DecisionIn, Answer]], now: Any) -> None:
     ]
     pks = tx.insert_decisions(rows)
     grants: list[dict[str, Any]] = []
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    counts: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
     for pk, (_, answer) in zip(pks, fresh, strict=True):
         for slice_id, attempt in answer.granted:
             grants.append(
                 {"decision_pk": pk, "slice_id": slice_id, "attempt": attempt, "executed": answer.execute}
             )
-            counts[slice_id][0] += 1
-            counts[slice_id][1] += int(answer.execute)
+            counts[(slice_id, attempt)][0] += 1
+            counts[(slice_id, attempt)][1] += int(answer.execute)
     tx.insert_grants(grants)
+    # Per attempt: a slice restarted mid-batch counts only the decisions of its new attempt.
     tx.add_decision_counts({k: (v[0], v[1]) for k, v in counts.items()})

@@ -226,15 +226,14 @@ class Tx:
             update(t.slices).where(t.slices.c.id == slice_id).values(model_version=model_version)
         )
 
-    def add_decision_counts(self, counts: dict[str, tuple[int, int]]) -> None:
-        """Add (decisions, executed) to each slice's counters."""
-        for slice_id, (n, executed) in counts.items():
+    def add_decision_counts(self, counts: dict[tuple[str, int], tuple[int, int]]) -> None:
+        """Add (decisions, executed) to each slice's counters, if the slice is still on that attempt."""
+        sl = t.slices
+        for (slice_id, attempt), (n, executed) in counts.items():
             self.conn.execute(
-                update(t.slices)
-                .where(t.slices.c.id == slice_id)
-                .values(
-                    ev_decisions=t.slices.c.ev_decisions + n, ev_executed=t.slices.c.ev_executed + executed
-                )
+                update(sl)
+                .where(and_(sl.c.id == slice_id, sl.c.attempt == attempt))
+                .values(ev_decisions=sl.c.ev_decisions + n, ev_executed=sl.c.ev_executed + executed)
             )
 
     # kill switches ---------------------------------------------------------
@@ -554,6 +553,12 @@ class Tx:
         done = self.conn.execute(
             update(w).where(and_(w.c.id == webhook_id, w.c.removed_at.is_(None))).values(removed_at=at)
         )
+        o = t.webhook_outbox
+        self.conn.execute(
+            update(o)
+            .where(and_(o.c.webhook_id == webhook_id, o.c.status == "pending"))
+            .values(status="dead", last_error="webhook removed")
+        )
         self._hooks = None
         return bool(done.rowcount)
 
@@ -570,7 +575,7 @@ class Tx:
         query = (
             select(o.c.id, o.c.event_seq, o.c.attempts, w.c.url, w.c.secret)
             .join(w, w.c.id == o.c.webhook_id)
-            .where(and_(o.c.status == "pending", o.c.next_at <= now))
+            .where(and_(o.c.status == "pending", o.c.next_at <= now, w.c.removed_at.is_(None)))
             .order_by(o.c.next_at, o.c.id)
             .limit(limit)
         )
