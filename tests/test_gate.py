@@ -444,12 +444,7 @@ def test_a_stale_view_answers_shadow_stale() -> None:
 def test_a_view_whose_answer_raises_answers_shadow_error() -> None:
     """When resolving raises (here a corrupt slice state), safe_answer answers shadow with reason error."""
     corrupt: Any = "bogus"
-    broken = GateView(
-        DIMS,
-        {(("tenant", "acme"),): GateSlice("sl_x", parse_scope("tenant=acme", DIMS), corrupt, 1)},
-        {},
-        True,
-    )
+    broken = GateView.build(DIMS, [GateSlice("sl_x", parse_scope("tenant=acme", DIMS), corrupt, 1)], [])
     with pytest.raises(KeyError):
         broken.answer(ALERT)
     answer = safe_answer(broken, ALERT, fresh_at=NOW, now=NOW, max_staleness=timedelta(seconds=5))
