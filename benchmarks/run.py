@@ -111,6 +111,59 @@ def raw_executemany(path: Path, rows: int, batch: int) -> float:
     return elapsed
 
 
+def bench_gate(sizes: tuple[int, ...], alerts: int) -> list[dict[str, Any]]:
+    """The gate in-process: warm (cached) and cold answers over many distinct alerts, against 4 dict.get."""
+    import random
+
+    from tether.domain.gate import GateSlice, GateView
+    from tether.domain.model import Actor, ActorType, KillSwitch, SliceState
+    from tether.domain.scope import Dimensions, Scope
+
+    rng = random.Random(7)
+    values = {
+        "tenant": [f"t{i}" for i in range(2000)],
+        "severity": ["low", "medium", "high", "critical"],
+        "rule_family": [f"f{i}" for i in range(25)],
+        "data_source": [f"s{i}" for i in range(10)],
+    }
+    odds = {"tenant": 0.95, "severity": 0.3, "rule_family": 0.6, "data_source": 0.4}
+
+    def scope() -> Scope:
+        return Scope(tuple((d, rng.choice(v)) for d, v in values.items() if rng.random() < odds[d]))
+
+    sample = [{d: rng.choice(v) for d, v in values.items()} for _ in range(alerts)]
+    nested = {"a": {"b": {"c": {"d": 1}}}}
+    out = []
+    for size in sizes:
+        index: dict[Any, GateSlice] = {}
+        while len(index) < size:
+            s = scope()
+            index[s.pairs] = GateSlice(f"sl{len(index)}", s, rng.choice(list(SliceState)), 1)
+        kills = [KillSwitch(f"k{i}", scope(), "r", True, Actor(ActorType.USER, "b"), T0) for i in range(100)]
+        view = GateView.build(Dimensions(), list(index.values()), kills)
+        cold = timed(lambda view=view: [view.answer(a) for a in sample])
+        warm = timed(lambda view=view: [view.answer(a) for a in sample])
+        base = timed(lambda: [nested.get("a").get("b").get("c").get("d") for _ in sample])
+        common = {"unit": "answers/s", "baseline_name": "a chain of 4 dict.get", "baseline": alerts / base}
+        out.append(
+            {
+                "name": f"gate in-process, warm, {size:,} slices, 100 kill switches",
+                "value": alerts / warm,
+                "target": "≥ 500,000/s; ≥ 1/10 of baseline (issue 8)",
+                **common,
+            }
+        )
+        out.append(
+            {
+                "name": f"gate in-process, cold, {size:,} slices ({alerts:,} distinct alerts)",
+                "value": alerts / cold,
+                "target": "≥ 100,000/s (issue 8)",
+                **common,
+            }
+        )
+    return out
+
+
 def bench_decide_library(tmp: Path, n: int) -> dict[str, Any]:
     ctx = fresh(tmp, "lib.db")
     items = decisions(n, "lib")
@@ -260,7 +313,10 @@ def main() -> None:
     sizes = (2_000, 200, 2_000, 1, 2) if args.quick else (50_000, 2_000, 20_000, 7, 10)
     n_lib, n_single, n_batched, sim_days, scale = sizes
     with tempfile.TemporaryDirectory(prefix="tether-bench-") as tmp:
-        results = [bench_decide_library(Path(tmp), n_lib)]
+        results = bench_gate(
+            (100, 10_000) if args.quick else (100, 10_000, 100_000), 2_000 if args.quick else 50_000
+        )
+        results.append(bench_decide_library(Path(tmp), n_lib))
         results += bench_http(Path(tmp), n_single, n_batched)
         results += bench_simulator(Path(tmp), sim_days, scale)
     command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
