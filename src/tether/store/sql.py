@@ -333,14 +333,27 @@ class Tx:
         ).first()
         return self._stored(row) if row else None
 
-    def insert_decisions(self, rows: list[dict[str, Any]]) -> list[int]:
-        """Insert decision rows (in order) and return their primary keys, in the same order."""
+    def _insert_numbered(self, table: Any, key: Any, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert rows in order and return their integer keys in the same order.
+
+        SQLite has one writer at a time (BEGIN IMMEDIATE), so the keys can be handed out here and the
+        rows sent with one executemany; elsewhere the database assigns them and RETURNING reports them.
+        """
         if not rows:
             return []
-        result = self.conn.execute(
-            insert(t.decisions).returning(t.decisions.c.pk, sort_by_parameter_order=True), rows
-        )
-        return [r[0] for r in result]
+        if self.conn.dialect.name == "sqlite":
+            first = int(self.conn.execute(select(func.coalesce(func.max(key), 0))).scalar_one()) + 1
+            numbers = list(range(first, first + len(rows)))
+            self.conn.execute(
+                insert(table), [{**row, key.name: n} for row, n in zip(rows, numbers, strict=True)]
+            )
+            return numbers
+        result = self.conn.execute(insert(table).returning(key, sort_by_parameter_order=True), rows)
+        return [int(r[0]) for r in result]
+
+    def insert_decisions(self, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert decision rows (in order) and return their primary keys, in the same order."""
+        return self._insert_numbered(t.decisions, t.decisions.c.pk, rows)
 
     def insert_grants(self, rows: list[dict[str, Any]]) -> None:
         if rows:
@@ -363,12 +376,7 @@ class Tx:
     # outcomes --------------------------------------------------------------
     def insert_outcomes(self, rows: list[dict[str, Any]]) -> list[int]:
         """Insert outcome rows in order; their sequence numbers, in the same order."""
-        if not rows:
-            return []
-        result = self.conn.execute(
-            insert(t.outcomes).returning(t.outcomes.c.seq, sort_by_parameter_order=True), rows
-        )
-        return [int(r[0]) for r in result]
+        return self._insert_numbered(t.outcomes, t.outcomes.c.seq, rows)
 
     def cache_latest_outcomes(self, latest: list[dict[str, Any]]) -> None:
         """Write each decision's latest outcome (b_pk, b_disposition, b_source, b_seq, b_first_review_seq)."""
