@@ -90,6 +90,7 @@ def raw_executemany(path: Path, rows: int, batch: int) -> float:
         "slice_ids": "[]",
         "reason": "r",
         "kill_switch_id": None,
+        "review": 0,
         "out_disposition": None,
         "out_source": None,
         "out_seq": None,
