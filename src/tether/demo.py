@@ -41,9 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\naudit trail: {report.count} events, {state}; head {report.head_seq}:{report.head_hash[:16]}…")
     print(f"report: {index} (open it in a browser)")
     print(f"look around: .venv/bin/tether --db {url} slice list   |   ... audit list   |   ... kill list")
-    print(
-        "the web dashboard will serve the same database with `tether serve --db " + url + "` once it exists."
-    )
+    print(f"serve it over HTTP: .venv/bin/tether token create --role admin --db {url}, then")
+    print(f"                    .venv/bin/tether serve --db {url}   (the web dashboard will live there too)")
     return 0 if report.ok else 1
 
 
