@@ -16,7 +16,7 @@ from tether.domain.errors import BadInput
 @handled
 def simulate_cmd(
     scenario: Annotated[
-        str, typer.Option("--scenario", help="default, degrading, new-tenant, or a YAML file")
+        str, typer.Option("--scenario", help="default, degrading, new-tenant, thin-reviews, or a YAML file")
     ] = ("default"),
     days: Annotated[int | None, typer.Option("--days", min=1, help="Override the scenario's days")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same run")] = 0,

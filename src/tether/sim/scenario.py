@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tether.domain.errors import BadInput, Problem
 from tether.domain.policy import check_fields
 
-BUILT_IN = ("default", "degrading", "new-tenant")
+BUILT_IN = ("default", "degrading", "new-tenant", "thin-reviews")
 Share = Annotated[float, Field(ge=0, le=1)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
