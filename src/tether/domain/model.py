@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from tether.domain.errors import NotAllowed
 from tether.domain.scope import Scope
 from tether.stats.sequential import EProcess
 
@@ -98,6 +99,32 @@ class Slice:
     model_version: str | None = None
     would_promote_at: datetime | None = None
     would_roll_back_at: datetime | None = None
+
+
+class Transition(StrEnum):
+    START_CANARY = "start_canary"
+    PROMOTE = "promote"
+    ROLL_BACK = "roll_back"
+    RESET = "reset"
+
+
+# The state machine of DESIGN §2: which states each transition leaves from, and what it says otherwise.
+TRANSITIONS: dict[Transition, tuple[tuple[SliceState, ...], str]] = {
+    Transition.START_CANARY: ((SliceState.SHADOW,), "a canary starts from shadow"),
+    Transition.PROMOTE: ((SliceState.CANARY,), "only a canary can be promoted"),
+    Transition.ROLL_BACK: (
+        (SliceState.CANARY, SliceState.ACTIVE),
+        "only a canary or active slice rolls back",
+    ),
+    Transition.RESET: ((SliceState.ROLLED_BACK,), "only a rolled-back slice can be reset"),
+}
+
+
+def require_transition(s: Slice, transition: Transition) -> None:
+    """NotAllowed unless the slice's state allows the transition."""
+    allowed, rule = TRANSITIONS[transition]
+    if s.state not in allowed:
+        raise NotAllowed(f"slice {s.id} is {s.state.value}: {rule}")
 
 
 def new_attempt(s: Slice, now: datetime, model_version: str | None = None) -> Slice:

@@ -7,9 +7,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tether.domain.audit import EventType
-from tether.domain.errors import BadInput, CriteriaNotMet, DuplicateScope, Forbidden, NotAllowed, NotFound
+from tether.domain.errors import BadInput, CriteriaNotMet, DuplicateScope, Forbidden, NotFound
 from tether.domain.evidence import Action, Judgement, Trigger, evidence_dict, rebuild_counters
-from tether.domain.model import Counters, KillSwitch, Slice, SliceState, new_attempt
+from tether.domain.model import (
+    Counters,
+    KillSwitch,
+    Slice,
+    SliceState,
+    Transition,
+    new_attempt,
+    require_transition,
+)
 from tether.domain.policy import Policy, check_fields
 from tether.domain.scope import parse_scope
 from tether.domain.shadow import ShadowEvidence, go_live_unmet, shadow_evidence
@@ -115,8 +123,7 @@ def start_canary(
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
         s = load_slice(ctx, tx, slice_id)
-        if s.state is not SliceState.SHADOW:
-            raise NotAllowed(f"slice {s.id} is {s.state.value}: a canary starts from shadow")
+        require_transition(s, Transition.START_CANARY)
         policy = effective_policy(tx, s)
         shadow = shadow_of(tx, s, policy, now)
         unmet = go_live_unmet(shadow, policy) if if_ready else []
@@ -235,8 +242,7 @@ def promote(ctx: Context, slice_id: str, reason: str) -> Slice:
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
         s = load_slice(ctx, tx, slice_id)
-        if s.state is not SliceState.CANARY:
-            raise NotAllowed(f"slice {s.id} is {s.state.value}: only a canary can be promoted")
+        require_transition(s, Transition.PROMOTE)
         policy = effective_policy(tx, s)
         return promote_in(ctx, tx, s, policy, Judgement(Action.PROMOTE, (f"forced: {reason}",)), forced=True)
 
@@ -248,8 +254,7 @@ def roll_back(ctx: Context, slice_id: str, reason: str) -> Slice:
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
         s = load_slice(ctx, tx, slice_id)
-        if s.state not in (SliceState.CANARY, SliceState.ACTIVE):
-            raise NotAllowed(f"slice {s.id} is {s.state.value}: only a canary or active slice rolls back")
+        require_transition(s, Transition.ROLL_BACK)
         policy = effective_policy(tx, s)
         judgement = Judgement(Action.ROLLBACK, (f"manual: {reason}",), Trigger.MANUAL)
         return roll_back_in(ctx, tx, s, policy, judgement)[0]
@@ -263,8 +268,7 @@ def reset(ctx: Context, slice_id: str, reason: str) -> Slice:
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
         s = load_slice(ctx, tx, slice_id)
-        if s.state is not SliceState.ROLLED_BACK:
-            raise NotAllowed(f"slice {s.id} is {s.state.value}: only a rolled-back slice can be reset")
+        require_transition(s, Transition.RESET)
         kill = tx.kill_switch(s.kill_switch_id) if s.kill_switch_id else None
         s = dataclasses.replace(s, state=SliceState.SHADOW, kill_switch_id=None, counters=Counters())
         tx.save_slice(s)
