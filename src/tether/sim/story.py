@@ -60,6 +60,11 @@ def comparison_table(result: dict[str, Any]) -> list[str]:
         cells = []
         for method in result["methods"]:
             v = result["table"][method][key]
-            cells.append("—" if v["mean"] is None else f"{v['mean']:.3g} ({v['min']:.3g}–{v['max']:.3g})")
+            cells.append("—" if v["mean"] is None else f"{_n(v['mean'])} ({_n(v['min'])}–{_n(v['max'])})")
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _n(x: float) -> str:
+    """A table figure: whole numbers with separators, small ones with three significant digits."""
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
