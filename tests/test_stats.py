@@ -594,3 +594,22 @@ def test_truly_95_percent_slices_are_rarely_promoted_under_sequential() -> None:
     """300 simulated 95%-precise canaries × 200 reviews: sequential promotes about alpha_promote at most."""
     _, seq_promotions, _ = simulate(0.95, slices=300, reviews=200, seed=11)
     assert seq_promotions / 300 <= 0.05 + 0.03
+
+
+def test_evidence_of_a_very_long_clean_attempt_stays_printable() -> None:
+    """Thousands of clean reviews push the promotion capital past a float; the evidence still renders."""
+    from tether.domain.evidence import evidence_dict
+
+    long_clean = EProcess(correct=50_000, incorrect=0, log_e_rb=-5.0, log_e_pr=2_000.0)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    s = Slice(
+        "sl_long",
+        Scope((("tenant", "acme"),)),
+        SliceState.ACTIVE,
+        1,
+        start,
+        canary_started_at=start,
+        counters=Counters(60_000, 55_000, 0, long_clean),
+    )
+    ev = evidence_dict(s, Policy(), start + timedelta(days=40))
+    assert ev["e_promote"] > 1e300 and ev["precision"] == 1.0

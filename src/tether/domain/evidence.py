@@ -42,6 +42,11 @@ class Judgement:
         return {"action": self.action.value, "reasons": list(self.reasons)}
 
 
+def e_value(log_capital: float) -> float:
+    """A capital for display; thousands of clean reviews push it past what a float holds."""
+    return math.exp(min(log_capital, 700.0))
+
+
 def bets_of(policy: Policy) -> Bets:
     return Bets(
         rollback_at=policy.rollback_below_precision,
@@ -124,7 +129,7 @@ def check_rollback(s: Slice, policy: Policy) -> Judgement | None:
     if _rollback_precision(c.reviews, policy):
         why = f"{_precision_text(c, policy)}: below {policy.rollback_below_precision}"
         if policy.evidence is EvidenceMethod.SEQUENTIAL:
-            why += f", e-value {math.exp(c.reviews.log_e_rb):.1f} >= {1 / policy.alpha_rollback:.0f}"
+            why += f", e-value {e_value(c.reviews.log_e_rb):.1f} >= {1 / policy.alpha_rollback:.0f}"
         return Judgement(Action.ROLLBACK, (why,), Trigger.PRECISION)
     return None
 
@@ -188,8 +193,8 @@ def evidence_dict(s: Slice, policy: Policy, now: datetime) -> dict[str, Any]:
         "review_coverage": round(r.reviews / c.executed, 6) if c.executed else None,
         "other_reviews": c.other_reviews,  # review_from=sampled: reviews of unsampled decisions, not counted
         "method": policy.evidence.value,
-        "e_rollback": round(math.exp(r.log_e_rb), 6),
-        "e_promote": round(math.exp(r.log_e_pr), 6),
+        "e_rollback": round(e_value(r.log_e_rb), 6),
+        "e_promote": round(e_value(r.log_e_pr), 6),
         "clean_reviews_to_promote": clean_reviews_to_promote(r, policy) if live else None,
     }
 
