@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,6 +14,7 @@ from tether.cli.common import GLOBAL, As, Db, Json, Reason, SliceRef, context, h
 from tether.cli.files import locate, read_jsonl
 from tether.cli.serve import serve_cmd, token_app, webhook_app
 from tether.cli.simulate import simulate_cmd
+from tether.domain.audit import canonical_json
 from tether.domain.errors import BadInput, TetherError
 from tether.domain.policy import parse_assignments
 from tether.domain.timefmt import parse_time
@@ -70,8 +72,6 @@ def _show_slice(ctx: Context, s: Any, as_json: bool) -> None:
 def _policy_file(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
-    import json
-
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -441,10 +441,6 @@ def audit_export(
     db: Db = None,
 ) -> None:
     """Export the whole trail as JSON lines, in seq order."""
-    import json
-
-    from tether.domain.audit import canonical_json
-
     ctx = context(db)
     stream = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
@@ -453,7 +449,6 @@ def audit_export(
     finally:
         if output:
             stream.close()
-    del json
 
 
 app.command("simulate")(simulate_cmd)

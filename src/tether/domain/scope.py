@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from itertools import combinations
 
 from tether.domain.errors import BadInput
 
@@ -121,10 +120,6 @@ class Scope:
         theirs = set(other.pairs)
         return theirs < mine
 
-    def covers(self, other: Scope) -> bool:
-        """True when every alert of `other` is also in this scope (equal or refined by other)."""
-        return set(self.pairs) <= set(other.pairs)
-
 
 def parse_scope(text: str, dims: Dimensions) -> Scope:
     """Parse `dim=value,dim=value` into a canonical scope; BadInput names what is wrong."""
@@ -152,16 +147,3 @@ def parse_scope(text: str, dims: Dimensions) -> Scope:
 def scope_of(pairs: Mapping[str, str], dims: Dimensions) -> Scope:
     """A canonical scope from a mapping whose keys are known dimensions."""
     return Scope(tuple((d, pairs[d]) for d in dims.names if d in pairs))
-
-
-def sub_scopes(alert: Mapping[str, str], dims: Dimensions) -> Iterator[Scope]:
-    """Every scope that matches the alert: the subsets of its pairs, global first."""
-    pairs = [(d, alert[d]) for d in dims.names if d in alert]
-    for size in range(len(pairs) + 1):
-        for combo in combinations(pairs, size):
-            yield Scope(combo)
-
-
-def tenants_of(scopes: Iterable[Scope]) -> set[str]:
-    """The tenants named by some scope."""
-    return {t for s in scopes if (t := s.value("tenant")) is not None}
