@@ -41,6 +41,21 @@ def _check_object(obj: object, allowed: tuple[str, ...]) -> Mapping[str, Any]:
     return obj
 
 
+def _dimensions(body: Mapping[str, Any], dims: Dimensions) -> dict[str, str]:
+    """An alert's value on each dimension, severity as its band."""
+    alert: dict[str, str] = {}
+    for name in dims.names:
+        if body.get(name) is None:
+            raise BadInput.at(name, "field required")
+        alert[name] = dims.bands.band_of(body[name]) if name == SEVERITY else str(_text(body, name))
+    return alert
+
+
+def parse_alert(obj: object, dims: Dimensions) -> dict[str, str]:
+    """A gate question: exactly the configured dimensions; BadInput names the first wrong field."""
+    return _dimensions(_check_object(obj, dims.names), dims)
+
+
 def parse_decision(obj: object, dims: Dimensions) -> DecisionIn:
     """A validated decision; BadInput names the first wrong field."""
     required = decision_fields(dims)
@@ -48,12 +63,7 @@ def parse_decision(obj: object, dims: Dimensions) -> DecisionIn:
     for name in required:
         if body.get(name) is None:
             raise BadInput.at(name, "field required")
-    alert: dict[str, str] = {}
-    for name in dims.names:
-        if name == SEVERITY:
-            alert[name] = dims.bands.band_of(body[name])
-        else:
-            alert[name] = str(_text(body, name))
+    alert = _dimensions(body, dims)
     verdict = body["verdict"]
     if verdict not in tuple(Verdict):
         raise BadInput.at("verdict", f"must be close or escalate, got {verdict!r}")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 
-from tether.domain.errors import BadInput
 from tether.domain.gate import GateSlice, GateView, safe_answer
+from tether.domain.inputs import parse_alert
 from tether.domain.model import Answer, Slice, SliceState
 from tether.domain.policy import Policy
-from tether.domain.scope import SEVERITY
 from tether.services.context import Context, global_policy
 from tether.store.sql import Tx
 
@@ -45,23 +44,9 @@ def refresh(ctx: Context) -> GateView:
         return view_in(ctx, Tx(conn))
 
 
-def alert_of(raw: Mapping[str, object], ctx: Context) -> dict[str, str]:
-    """An alert's dimensions, severity mapped to its band; BadInput names a missing or bad field."""
-    alert: dict[str, str] = {}
-    for name in ctx.dims.names:
-        value = raw.get(name)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            raise BadInput.at(name, "field required")
-        alert[name] = ctx.dims.bands.band_of(value) if name == SEVERITY else str(value)
-    unknown = [k for k in raw if k not in ctx.dims.names]
-    if unknown:
-        raise BadInput.at(unknown[0], "unknown field")
-    return alert
-
-
 def gate(ctx: Context, raw_alert: Mapping[str, object]) -> Answer:
     """Read-only: the mode an alert would get, and whether a close would be executed. Records nothing."""
-    alert = alert_of(raw_alert, ctx)
+    alert = parse_alert(raw_alert, ctx.dims)
     ctx.principal.require_tenants([alert.get("tenant", "")])
     # When the database is unreachable the cached view answers while it is fresh enough, then "stale".
     with contextlib.suppress(Exception):
