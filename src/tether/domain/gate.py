@@ -77,7 +77,7 @@ class GateView:
     kills: Mapping[Key, str]
     tenants_start_in_shadow: bool
     version: int = 0
-    _masks: _Masks | None = None
+    _masks: _Masks = field(default=_Masks(0, (), ()), compare=False, repr=False)
     _cache: dict[Key, Answer] = field(default_factory=dict, compare=False, repr=False)
     _values: Callable[[Mapping[str, str]], Key] = field(default=lambda a: (), compare=False, repr=False)
 
@@ -86,6 +86,7 @@ class GateView:
         getter = itemgetter(*names)
         values = (lambda a: (getter(a),)) if len(names) == 1 else getter
         object.__setattr__(self, "_values", values)
+        object.__setattr__(self, "_masks", _Masks.of(len(names)))
 
     @classmethod
     def build(
@@ -106,7 +107,7 @@ class GateView:
         kills: dict[Key, str] = {}
         for k in sorted((k for k in kill_switches if k.active), key=lambda k: (k.activated_at, k.id)):
             kills.setdefault(key_of(k.scope, dims), k.id)
-        return cls(dims, index, kills, tenants_start_in_shadow, version, _Masks.of(len(dims.names)))
+        return cls(dims, index, kills, tenants_start_in_shadow, version)
 
     def answer(self, alert: Mapping[str, str]) -> Answer:
         """The mode for a read-only question (no verdict): would a close be executed?"""
@@ -122,7 +123,7 @@ class GateView:
         return cached
 
     def _resolve(self, values: Key) -> Answer:
-        masks = self._masks or _Masks.of(len(self.dims.names))
+        masks = self._masks
         padded = (*values, None)
         absent = sum(1 << i for i, v in enumerate(values) if v is None)
         matching: list[tuple[int, GateSlice]] = []

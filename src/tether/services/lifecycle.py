@@ -35,9 +35,9 @@ def snapshot(s: Slice, policy: Policy, now: datetime) -> dict[str, Any]:
     return {"evidence": evidence_dict(s, policy, now), "policy": policy.to_dict()}
 
 
-def load_slice(ctx: Context, tx: Tx, slice_id: str) -> Slice:
-    """A slice the caller may see, locked for the transaction; NotFound otherwise (not revealing others')."""
-    found = tx.slice(slice_id, lock=True)
+def load_slice(ctx: Context, tx: Tx, slice_id: str, lock: bool = True) -> Slice:
+    """A slice the caller may see (locked for a write); NotFound otherwise, not revealing others'."""
+    found = tx.slice(slice_id, lock=lock)
     if found is None or not ctx.principal.sees_scope(found.scope):
         raise NotFound(f"no slice {slice_id!r}")
     return found

@@ -14,7 +14,7 @@ from tether.domain.scope import parse_scope
 from tether.domain.shadow import go_live_unmet
 from tether.domain.timefmt import iso
 from tether.services.context import Context
-from tether.services.lifecycle import effective_policy, shadow_of
+from tether.services.lifecycle import effective_policy, load_slice, shadow_of
 from tether.store.sql import Tx
 
 
@@ -57,10 +57,7 @@ def slice_view(tx: Tx, s: Slice, now: datetime) -> dict[str, Any]:
 def get_slice(ctx: Context, slice_id: str) -> dict[str, Any]:
     with ctx.db.transaction(write=False) as conn:
         tx = Tx(conn)
-        s = tx.slice(slice_id)
-        if s is None or not ctx.principal.sees_scope(s.scope):
-            raise NotFound(f"no slice {slice_id!r}")
-        return slice_view(tx, s, ctx.clock.now())
+        return slice_view(tx, load_slice(ctx, tx, slice_id, lock=False), ctx.clock.now())
 
 
 def slice_id_of(ctx: Context, ref: str) -> str:
@@ -122,9 +119,7 @@ def recall(ctx: Context, slice_id: str) -> dict[str, Any]:
     """The attempt's executed closures with no outcome yet: what analysts re-triage after a rollback."""
     with ctx.db.transaction(write=False) as conn:
         tx = Tx(conn)
-        s = tx.slice(slice_id)
-        if s is None or not ctx.principal.sees_scope(s.scope):
-            raise NotFound(f"no slice {slice_id!r}")
+        s = load_slice(ctx, tx, slice_id, lock=False)
         rows = tx.unreviewed_closures(s.id, s.attempt)
     closures = [{**r, "decided_at": iso(r["decided_at"]), "review": bool(r["review"])} for r in rows]
     return {
