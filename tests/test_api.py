@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,14 +18,12 @@ import httpx
 import pytest
 
 from conftest import Cli, decision, iso, outcome
+from serving import STOP_WITHIN, Server, start_server, stop_server
 from tether.bootstrap import build
 from tether.config import Settings
 from tether.services import kills
 
-TETHER = Path(sys.executable).with_name("tether")
 MiB = 1024 * 1024
-UP_WITHIN = 20.0  # seconds for `tether serve` to answer /healthz
-STOP_WITHIN = 10.0  # seconds for it to exit after SIGTERM
 # uvicorn finishes its graceful shutdown, then re-raises the signal it caught, so a clean stop reads -15.
 CLEAN_EXIT = {0, -signal.SIGTERM}
 
@@ -46,73 +42,6 @@ V1_PATHS = {
     "/v1/kill-switches/{kill_id}/deactivate", "/v1/audit", "/v1/audit/verify", "/v1/audit/head",
     "/healthz", "/readyz",
 }  # fmt: skip
-
-
-# --- a real server process -------------------------------------------------------------------------------
-
-
-@dataclass
-class Server:
-    """One `tether serve` subprocess and where it writes its log."""
-
-    proc: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(db_url: str, tmp: Path, evaluate_every: float = 0) -> Server:
-    """Start `tether serve` on a free port and wait (bounded) until /healthz answers."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}  # system clock, --db only
-    for _ in range(3):  # another process may grab the free port first
-        port = free_port()
-        log = tmp / f"serve-{port}.log"
-        cmd = [TETHER, "serve", "--port", port, "--db", db_url, "--evaluate-every", evaluate_every]
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [str(c) for c in cmd], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp
-            )
-        server = Server(proc, f"http://127.0.0.1:{port}", log)
-        if _wait_up(server):
-            return server
-        if "address already in use" not in server.log_text().lower():
-            stop_server(server)
-            raise AssertionError(f"tether serve did not come up:\n{server.log_text()}")
-    raise AssertionError("no free port for tether serve")
-
-
-def _wait_up(server: Server) -> bool:
-    deadline = time.monotonic() + UP_WITHIN
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            return False
-        try:
-            if httpx.get(server.url + "/healthz", timeout=1.0).status_code == 200:
-                return True
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    return False
-
-
-def stop_server(server: Server) -> int:
-    """SIGTERM, then the exit code; a server still running after STOP_WITHIN seconds is killed and fails."""
-    if server.proc.poll() is None:
-        server.proc.send_signal(signal.SIGTERM)
-    try:
-        return server.proc.wait(timeout=STOP_WITHIN)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
-        raise AssertionError(f"tether serve still running {STOP_WITHIN} s after SIGTERM") from None
 
 
 # --- raw HTTP with Tether's contract checked on every call -----------------------------------------------

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from conftest import Cli, decision, outcome
-from test_api import Server, free_port, start_server, stop_server
+from serving import Server, free_port, start_server, stop_server
 from tether.client import (
     Answer,
     BadRequest,
