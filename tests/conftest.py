@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,9 +56,52 @@ def outcome(
     return body
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/tether.db"
+# Every test that touches the store runs on both databases; TETHER_TEST_DATABASES narrows that.
+DATABASES = [n.strip() for n in os.environ.get("TETHER_TEST_DATABASES", "sqlite,postgres").split(",") if n]
+PG_SERVER = os.environ.get("TETHER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """One PostgreSQL database for this test run (each test gets its own schema in it), dropped at the end.
+
+    A missing server fails the tests that need it under CI=true; elsewhere they are skipped, by name.
+    """
+    import psycopg
+
+    admin = PG_SERVER.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
+    name = f"tether_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        message = f"PostgreSQL is not reachable at {PG_SERVER}: {exc}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    yield f"{PG_SERVER}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pg_schema_url(database_url: str) -> Iterator[str]:
+    """A new, empty schema in the test database; the URL puts Tether in it (search_path)."""
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    raw = database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(raw, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    yield f"{database_url}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=DATABASES)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL for one test: a new SQLite file, or a new schema on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/tether.db"
+        return
+    yield from pg_schema_url(request.getfixturevalue("pg_database"))
 
 
 @pytest.fixture
