@@ -16,6 +16,7 @@ demo: $(STAMP)
 	$(BIN)/python -m tether.demo
 
 test: $(STAMP)
+	sh scripts/postgres-up
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -13,7 +13,7 @@ from tether.domain.access import Permission
 from tether.domain.errors import BadInput, Problem
 from tether.domain.timefmt import parse_time
 from tether.domain.views import kill_switch_dict
-from tether.services import audit, evaluate, kills, policy, queries, tokens
+from tether.services import audit, evaluate, kills, leader, policy, queries, tokens
 from tether.services.context import Context
 from tether.services.gate import refresh
 from tether.store.sql import AuditFilter
@@ -142,4 +142,5 @@ def readyz(request: Request) -> JSONResponse:
         view = refresh(ctx)
     except Exception as exc:  # any failure to reach the database means not ready
         return JSONResponse({"status": "unavailable", "reason": type(exc).__name__}, status_code=503)
-    return JSONResponse({"status": "ready", "gate_version": view.version})
+    evaluator = leader.describe(request.app.state.leadership)
+    return JSONResponse({"status": "ready", "gate_version": view.version, "evaluator": evaluator})

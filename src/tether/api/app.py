@@ -13,12 +13,15 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from tether import web
 from tether.api import admin, errors, ingest, logs, metrics, slices
 from tether.api.errors import envelope
 from tether.domain.access import Principal, Role
 from tether.domain.model import SYSTEM
 from tether.services import evaluate, webhooks
 from tether.services.context import Context
+from tether.services.leader import Leadership
+from tether.services.watch import GateWatcher
 
 MAX_BODY = 4 * 1024 * 1024
 log = logging.getLogger("tether.api")
@@ -117,19 +120,33 @@ def _system(ctx: Context) -> Context:
     return dataclasses.replace(ctx.acting_as(Principal("system", "tether", Role.ADMIN)), actor=SYSTEM)
 
 
+def _evaluate_if_leading(system: Context, leadership: Leadership) -> None:
+    """One cycle when this replica holds the evaluator's lock; standby replicas just try again later."""
+    epoch = leadership.claim()
+    if epoch is not None:
+        evaluate.evaluate(system, epoch=epoch)
+
+
 def create_app(
     ctx: Context,
     evaluate_every: float | None = None,
     deliver_every: float | None = 1.0,
     delivery: webhooks.DeliveryPolicy | None = None,
+    watch: bool = False,
 ) -> FastAPI:
-    """The app over a service context, with the evaluator loop and the webhook worker while it serves."""
+    """The app over a service context, with the evaluator loop and the webhook worker while it serves.
+
+    `watch` keeps the gate's view fresh from a thread (LISTEN/NOTIFY on PostgreSQL) instead of reading
+    the version on every gate question.
+    """
     system = _system(ctx)
+    leadership = Leadership(ctx.db) if evaluate_every else None
     evaluator = (
-        PeriodicTask("evaluator", evaluate_every, lambda: evaluate.evaluate(system))
-        if evaluate_every
+        PeriodicTask("evaluator", evaluate_every, lambda: _evaluate_if_leading(system, leadership))
+        if evaluate_every and leadership is not None
         else None
     )
+    watcher = GateWatcher(ctx) if watch else None
     policy = delivery or webhooks.DeliveryPolicy()
     courier = (
         PeriodicTask("webhooks", deliver_every, lambda: webhooks.deliver_due(system, policy))
@@ -140,6 +157,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if watcher is not None:
+            watcher.start()
         for task in tasks:
             task.start()
         try:
@@ -147,6 +166,10 @@ def create_app(
         finally:
             for task in tasks:
                 task.stop()
+            if watcher is not None:
+                watcher.stop()
+            if leadership is not None:
+                leadership.release()
             ctx.db.dispose()
 
     app = FastAPI(
@@ -156,10 +179,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.state.leadership = leadership
     errors.install(app)
     metrics.install(app, ctx, evaluator.age if evaluator is not None else lambda: None)
     for router in (ingest.router, slices.router, admin.router, admin.health):
         app.include_router(router)
+    web.install(app, ctx)  # the dashboard at /, over the same services and tokens
     logs.install(app)
     app.add_middleware(BodyLimit)
     return app

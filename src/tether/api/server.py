@@ -25,6 +25,7 @@ def app_factory() -> FastAPI:
         evaluate_every=settings.evaluate_every or None,
         deliver_every=settings.webhook_every or None,
         delivery=delivery,
+        watch=True,
     )
 
 

@@ -110,3 +110,7 @@ class AuditBroken(Refused):
     def __init__(self, message: str, seq: int | None) -> None:
         super().__init__(message)
         self.seq = seq
+
+
+class Fenced(Refused):
+    """An evaluator acted under an epoch that another replica's takeover has superseded."""

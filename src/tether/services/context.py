@@ -66,6 +66,10 @@ class GateCache:
 
     view: GateView | None = None
     fresh_at: datetime | None = None
+    # Kept fresh by a watcher thread (a server): the gate reads the database only after this process
+    # itself changed the version (`bumps_seen` behind `Database.bumps`), so its own changes act at once.
+    watched: bool = False
+    bumps_seen: int = -1
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 

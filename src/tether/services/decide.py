@@ -16,6 +16,7 @@ from tether.domain.policy import ModelChange
 from tether.services.context import Context
 from tether.services.gate import view_in
 from tether.services.lifecycle import effective_policy, restart_in
+from tether.store.engine import retry_transient
 from tether.store.sql import Tx
 
 MAX_BATCH = 10_000
@@ -102,6 +103,7 @@ class _Resolver:
         return restarted
 
 
+@retry_transient
 def decide(ctx: Context, items: list[Any]) -> list[DecisionAnswer]:
     """Answer and record a batch of decisions; a replayed decision_id returns its first answer."""
     batch = parse_batch(items, ctx)

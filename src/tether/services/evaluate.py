@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether.domain.audit import EventType
+from tether.domain.errors import Fenced
 from tether.domain.evidence import Action, judge
 from tether.domain.model import LIVE_STATES, Counters, Slice
 from tether.services.context import Context
@@ -20,6 +21,7 @@ from tether.services.lifecycle import (
     roll_back_in,
     snapshot,
 )
+from tether.store.engine import retry_transient
 from tether.store.sql import Tx
 
 
@@ -104,10 +106,17 @@ def _act(ctx: Context, tx: Tx, s: Slice) -> dict[str, Any]:
     return result
 
 
-def evaluate(ctx: Context, recompute: bool = False) -> EvaluationResult:
-    """One evaluation cycle, in one transaction: a result per slice that was in canary or active."""
+@retry_transient
+def evaluate(ctx: Context, recompute: bool = False, epoch: int | None = None) -> EvaluationResult:
+    """One evaluation cycle, in one transaction: a result per slice that was in canary or active.
+
+    `epoch` is the evaluator's fencing token (services.leader): when another replica has taken over since,
+    the cycle is refused and changes nothing.
+    """
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
+        if epoch is not None and (current := tx.epoch()) != epoch:
+            raise Fenced(f"evaluator epoch {epoch} was superseded by epoch {current}")
         differences = recompute_in(tx) if recompute else []
         live = [s for s in tx.slices(lock=True) if s.state in LIVE_STATES]
         results = [_act(ctx, tx, s) for s in live]

@@ -40,8 +40,11 @@ def _gate_slice(s: Slice, policy: Policy) -> GateSlice:
 
 def refresh(ctx: Context) -> GateView:
     """Re-read the version (and the view when it changed)."""
+    seen = ctx.db.bumps
     with ctx.db.transaction(write=False) as conn:
-        return view_in(ctx, Tx(conn))
+        view = view_in(ctx, Tx(conn))
+    ctx.gate.bumps_seen = seen
+    return view
 
 
 def gate(ctx: Context, raw_alert: Mapping[str, object]) -> Answer:
@@ -49,9 +52,10 @@ def gate(ctx: Context, raw_alert: Mapping[str, object]) -> Answer:
     alert = parse_alert(raw_alert, ctx.dims)
     ctx.principal.require_tenants([alert.get("tenant", "")])
     # When the database is unreachable the cached view answers while it is fresh enough, then "stale".
-    with contextlib.suppress(Exception):
-        refresh(ctx)
     cache = ctx.gate
+    if not cache.watched or cache.bumps_seen != ctx.db.bumps:
+        with contextlib.suppress(Exception):
+            refresh(ctx)
     answer = safe_answer(
         cache.view, alert, fresh_at=cache.fresh_at, now=ctx.clock.now(), max_staleness=ctx.max_staleness
     )

@@ -10,9 +10,11 @@ from tether.domain.model import KillSwitch, SliceState
 from tether.domain.scope import parse_scope
 from tether.domain.views import kill_switch_dict
 from tether.services.context import Context
+from tether.store.engine import retry_transient
 from tether.store.sql import EventSubject, Tx
 
 
+@retry_transient
 def activate(ctx: Context, scope_text: str, reason: str) -> KillSwitch:
     """A kill switch on a scope (empty = everything); the gate answers killed at once."""
     scope = parse_scope(scope_text, ctx.dims)
@@ -30,13 +32,14 @@ def activate(ctx: Context, scope_text: str, reason: str) -> KillSwitch:
     return kill
 
 
+@retry_transient
 def deactivate(ctx: Context, kill_id: str, reason: str) -> KillSwitch:
     """Turn a kill switch off; a rolled-back slice's own switch is released only by `slice reset`."""
     if not reason.strip():
         raise BadInput.at("reason", "deactivating a kill switch needs a reason")
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
-        kill = tx.kill_switch(kill_id)
+        kill = tx.kill_switch(kill_id, lock=True)
         if kill is None or not ctx.principal.sees_scope(kill.scope):
             raise NotFound(f"no kill switch {kill_id!r}")
         if not kill.active:

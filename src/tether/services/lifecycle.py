@@ -23,6 +23,7 @@ from tether.domain.scope import parse_scope
 from tether.domain.shadow import ShadowEvidence, go_live_unmet, shadow_evidence
 from tether.domain.views import kill_switch_dict
 from tether.services.context import Context, global_policy
+from tether.store.engine import retry_transient
 from tether.store.sql import EventSubject, Tx
 
 
@@ -54,6 +55,7 @@ def shadow_of(tx: Tx, s: Slice, policy: Policy, now: datetime) -> ShadowEvidence
     return shadow_evidence(((r.dims, r.verdict, r.disposition, r.count) for r in rows), s.scope)
 
 
+@retry_transient
 def create_slice(ctx: Context, scope_text: str, overrides: dict[str, Any] | None = None) -> Slice:
     scope = parse_scope(scope_text, ctx.dims)
     if not ctx.principal.sees_scope(scope):
@@ -71,6 +73,7 @@ def create_slice(ctx: Context, scope_text: str, overrides: dict[str, Any] | None
     return s
 
 
+@retry_transient
 def set_slice_policy(ctx: Context, slice_id: str, changes: dict[str, Any]) -> Slice:
     checked = check_fields(changes)
     if not checked:
@@ -105,6 +108,7 @@ def recount(tx: Tx, s: Slice, policy: Policy, upto_seq: int | None = None) -> Sl
     return dataclasses.replace(s, counters=rebuild_counters(decisions, executed, rows, policy, unsampled))
 
 
+@retry_transient
 def start_canary(
     ctx: Context,
     slice_id: str,
@@ -235,6 +239,7 @@ def note_dry_run(ctx: Context, tx: Tx, s: Slice, policy: Policy, judgement: Judg
     return noted
 
 
+@retry_transient
 def promote(ctx: Context, slice_id: str, reason: str) -> Slice:
     """A forced promotion by an admin, with a reason."""
     if not reason.strip():
@@ -247,6 +252,7 @@ def promote(ctx: Context, slice_id: str, reason: str) -> Slice:
         return promote_in(ctx, tx, s, policy, Judgement(Action.PROMOTE, (f"forced: {reason}",)), forced=True)
 
 
+@retry_transient
 def roll_back(ctx: Context, slice_id: str, reason: str) -> Slice:
     """A manual rollback by an operator, with a reason."""
     if not reason.strip():
@@ -260,6 +266,7 @@ def roll_back(ctx: Context, slice_id: str, reason: str) -> Slice:
         return roll_back_in(ctx, tx, s, policy, judgement)[0]
 
 
+@retry_transient
 def reset(ctx: Context, slice_id: str, reason: str) -> Slice:
     """rolled_back → shadow; the same transaction deactivates the slice's rollback kill switch."""
     if not reason.strip():

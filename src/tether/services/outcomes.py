@@ -14,6 +14,7 @@ from tether.domain.policy import Policy
 from tether.services.context import Context
 from tether.services.decide import MAX_BATCH
 from tether.services.lifecycle import effective_policy, note_dry_run, recount, roll_back_in
+from tether.store.engine import retry_transient
 from tether.store.sql import Grant, StoredDecision, Tx
 
 
@@ -50,7 +51,9 @@ def parse_batch(items: list[Any]) -> list[OutcomeIn]:
 
 def _resolve(tx: Tx, batch: list[OutcomeIn]) -> list[StoredDecision]:
     """The decision each outcome names; an unknown one refuses the whole batch."""
-    by_id = tx.decisions_by_id([o.decision_id for o in batch if o.decision_id])
+    # Locked: two replicas given outcomes for one decision count them one after the other, never both
+    # from the same "before".
+    by_id = tx.decisions_by_id([o.decision_id for o in batch if o.decision_id], lock=True)
     found: list[StoredDecision] = []
     for index, o in enumerate(batch):
         if o.decision_id is not None:
@@ -59,7 +62,7 @@ def _resolve(tx: Tx, batch: list[OutcomeIn]) -> list[StoredDecision]:
                 raise BadInput.at("decision_id", f"no recorded decision {o.decision_id!r}", index)
         else:
             assert o.tenant is not None and o.alert_id is not None
-            decision = tx.latest_decision_for_alert(o.tenant, o.alert_id)
+            decision = tx.latest_decision_for_alert(o.tenant, o.alert_id, lock=True)
             if decision is None:
                 raise BadInput.at("alert_id", f"no recorded decision for {o.tenant}/{o.alert_id}", index)
         found.append(decision)
@@ -137,6 +140,7 @@ def _count(tx: Tx, s: Slice, policy: Policy, change: tuple[_Latest, _Latest], sa
     return dataclasses.replace(s, counters=counters)
 
 
+@retry_transient
 def record_outcomes(ctx: Context, items: list[Any]) -> OutcomesResult:
     """Record a batch of outcomes, all or nothing; rollbacks they trigger happen in the same transaction."""
     batch = parse_batch(items)

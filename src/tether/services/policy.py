@@ -10,6 +10,7 @@ from tether.domain.model import LIVE_STATES
 from tether.domain.policy import Policy, check_fields, policy_from
 from tether.services.context import Context, global_policy
 from tether.services.lifecycle import emit, recount
+from tether.store.engine import retry_transient
 from tether.store.sql import Tx
 
 
@@ -18,6 +19,7 @@ def show_policy(ctx: Context) -> Policy:
         return global_policy(Tx(conn))
 
 
+@retry_transient
 def set_policy(ctx: Context, changes: dict[str, Any]) -> Policy:
     """Change global fields; every slice's merged policy must stay valid; live evidence is re-judged."""
     ctx.principal.require_unrestricted("the global policy")

@@ -14,6 +14,7 @@ from tether.domain.audit import EventType
 from tether.domain.errors import BadInput, NotAllowed, NotFound
 from tether.domain.timefmt import iso
 from tether.services.context import Context
+from tether.store.engine import retry_transient
 from tether.store.sql import EventSubject, Tx
 
 
@@ -74,6 +75,7 @@ def issue_in(ctx: Context, tx: Tx, role: Role, tenants: list[str], name: str | N
     return token, secret
 
 
+@retry_transient
 def create_token(
     ctx: Context, role: str, tenants: list[str] | None = None, name: str | None = None
 ) -> tuple[Token, str]:
@@ -98,6 +100,7 @@ def list_tokens(ctx: Context) -> list[Token]:
         return [_token(r) for r in Tx(conn).tokens()]
 
 
+@retry_transient
 def revoke_token(ctx: Context, token_id: str) -> Token:
     ctx.principal.require_unrestricted("managing tokens")
     with ctx.db.transaction(write=True) as conn:

@@ -21,6 +21,7 @@ from tether.domain.audit import AuditEvent, EventType, canonical_json
 from tether.domain.errors import BadInput, NotFound
 from tether.domain.timefmt import iso
 from tether.services.context import Context
+from tether.store.engine import retry_transient
 from tether.store.sql import Tx
 
 SIGNATURE_HEADER = "X-Tether-Signature"
@@ -56,6 +57,7 @@ def _check(url: str, events: list[str], secret: str) -> list[str]:
     return clean
 
 
+@retry_transient
 def add(ctx: Context, url: str, events: list[str], secret: str) -> dict[str, Any]:
     ctx.principal.require_unrestricted("managing webhooks")
     types = _check(url, events, secret)
@@ -87,6 +89,7 @@ def list_webhooks(ctx: Context) -> list[dict[str, Any]]:
         return [_public(r) for r in Tx(conn).webhooks()]
 
 
+@retry_transient
 def remove(ctx: Context, webhook_id: str) -> None:
     ctx.principal.require_unrestricted("managing webhooks")
     with ctx.db.transaction(write=True) as conn:

@@ -2,17 +2,55 @@
 
 from __future__ import annotations
 
+import functools
+import random
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _WRITE = "tether_write"
+BUMPED = "tether_bumped"  # set on a connection whose transaction changed the gate's version
+# PostgreSQL states after which the whole transaction is simply run again: serialization failure, deadlock,
+# and a unique key another transaction committed first (the re-run sees that row, e.g. a replayed decision).
+TRANSIENT_STATES = frozenset({"40001", "40P01", "23505"})
+RETRIES = 8
+CONNECT_TIMEOUT = 3  # seconds
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in TRANSIENT_STATES
+
+
+def retry_transient(work: Callable[P, R]) -> Callable[P, R]:
+    """Run a use case again (from its start, in a new transaction) when concurrent writers collided.
+
+    Every use case is one transaction with no effect outside it, so a re-run is safe; on SQLite the
+    single writer never collides and this never fires.
+    """
+
+    @functools.wraps(work)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in range(RETRIES):
+            try:
+                return work(*args, **kwargs)
+            except DBAPIError as exc:
+                if attempt == RETRIES - 1 or not is_transient(exc):
+                    raise
+                time.sleep(random.uniform(0, 0.005 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    return run
 
 
 def make_engine(url: str, synchronous: str = "FULL") -> Engine:
@@ -20,7 +58,8 @@ def make_engine(url: str, synchronous: str = "FULL") -> Engine:
     if synchronous not in ("FULL", "NORMAL"):
         raise ValueError("synchronous must be FULL or NORMAL")
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
+        # A database that stops answering fails a connection attempt in seconds, never hangs a request.
+        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT})
     engine = create_engine(url, poolclass=QueuePool, pool_size=1, max_overflow=0, pool_timeout=60)
 
     @event.listens_for(engine, "connect")
@@ -49,6 +88,7 @@ class Database:
         self.engine = make_engine(url, synchronous)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._write_lock = threading.RLock()
+        self.bumps = 0  # gate-version changes committed by this process (services.gate reads it)
 
     @contextmanager
     def transaction(self, write: bool) -> Iterator[Connection]:
@@ -61,6 +101,8 @@ class Database:
                 with conn.begin():
                     yield conn
                 conn.info[_WRITE] = False
+                if conn.info.pop(BUMPED, False):
+                    self.bumps += 1
         finally:
             if lock is not None:
                 lock.release()

@@ -25,8 +25,11 @@ from tether.domain.scope import Scope
 from tether.domain.timefmt import iso
 from tether.stats.sequential import EProcess
 from tether.store import tables as t
+from tether.store.engine import BUMPED
 
 _VERSION_KEY = "gate_version"
+_EPOCH_KEY = "evaluator_epoch"
+GATE_CHANNEL = "tether_gate"
 _STORED = [
     t.decisions.c[name]
     for name in (
@@ -128,10 +131,29 @@ class Tx:
         return int(self._meta(_VERSION_KEY) or 0)
 
     def bump_version(self) -> int:
-        """Mark the gate's view stale: slices, kill switches or the policy changed."""
+        """Mark the gate's view stale: slices, kill switches or the policy changed.
+
+        On PostgreSQL every replica listening on GATE_CHANNEL hears of it when this transaction commits.
+        """
         version = int(self._meta(_VERSION_KEY, lock=True) or 0) + 1
         self._set_meta(_VERSION_KEY, str(version))
+        self.conn.info[BUMPED] = True
+        if self.conn.dialect.name == "postgresql":
+            self.conn.execute(
+                select(func.pg_notify(GATE_CHANNEL, func.concat(func.current_schema(), ":", str(version))))
+            )
         return version
+
+    def next_epoch(self) -> int:
+        """A new evaluator epoch: the fencing token of the replica that just became the evaluator."""
+        epoch = int(self._meta(_EPOCH_KEY, lock=True) or 0) + 1
+        self._set_meta(_EPOCH_KEY, str(epoch))
+        return epoch
+
+    def epoch(self) -> int:
+        """The current evaluator epoch, held (shared) so that no takeover commits while this runs."""
+        query = select(t.meta.c.value).where(t.meta.c.key == _EPOCH_KEY).with_for_update(read=True)
+        return int(self.conn.execute(query).scalar_one_or_none() or 0)
 
     def policy_values(self) -> dict[str, Any]:
         if self._policy is None:
@@ -229,7 +251,7 @@ class Tx:
     def add_decision_counts(self, counts: dict[tuple[str, int], tuple[int, int]]) -> None:
         """Add (decisions, executed) to each slice's counters, if the slice is still on that attempt."""
         sl = t.slices
-        for (slice_id, attempt), (n, executed) in counts.items():
+        for (slice_id, attempt), (n, executed) in sorted(counts.items()):  # one lock order for all writers
             self.conn.execute(
                 update(sl)
                 .where(and_(sl.c.id == slice_id, sl.c.attempt == attempt))
@@ -260,8 +282,9 @@ class Tx:
             query = query.where(t.kill_switches.c.active.is_(True))
         return [self._kill(r) for r in self.conn.execute(query)]
 
-    def kill_switch(self, kill_id: str) -> KillSwitch | None:
-        row = self.conn.execute(select(t.kill_switches).where(t.kill_switches.c.id == kill_id)).first()
+    def kill_switch(self, kill_id: str, lock: bool = False) -> KillSwitch | None:
+        query = select(t.kill_switches).where(t.kill_switches.c.id == kill_id)
+        row = self.conn.execute(query.with_for_update() if lock else query).first()
         return self._kill(row) if row else None
 
     def insert_kill_switch(self, k: KillSwitch) -> None:
@@ -315,22 +338,29 @@ class Tx:
             bool(m["review"]),
         )
 
-    def decisions_by_id(self, decision_ids: Sequence[str]) -> dict[str, StoredDecision]:
+    def decisions_by_id(self, decision_ids: Sequence[str], lock: bool = False) -> dict[str, StoredDecision]:
+        """Recorded decisions by id; `lock` holds their rows (in key order) until the transaction ends."""
         found: dict[str, StoredDecision] = {}
         for start in range(0, len(decision_ids), 500):
             chunk = list(decision_ids[start : start + 500])
-            for row in self.conn.execute(select(*_STORED).where(t.decisions.c.decision_id.in_(chunk))):
+            query = select(*_STORED).where(t.decisions.c.decision_id.in_(chunk))
+            if lock:
+                query = query.order_by(t.decisions.c.pk).with_for_update()
+            for row in self.conn.execute(query):
                 stored = self._stored(row)
                 found[stored.decision_id] = stored
         return found
 
-    def latest_decision_for_alert(self, tenant: str, alert_id: str) -> StoredDecision | None:
-        row = self.conn.execute(
+    def latest_decision_for_alert(
+        self, tenant: str, alert_id: str, lock: bool = False
+    ) -> StoredDecision | None:
+        query = (
             select(*_STORED)
             .where(and_(t.decisions.c.tenant == tenant, t.decisions.c.alert_id == alert_id))
             .order_by(t.decisions.c.decided_at.desc(), t.decisions.c.pk.desc())
             .limit(1)
-        ).first()
+        )
+        row = self.conn.execute(query.with_for_update() if lock else query).first()
         return self._stored(row) if row else None
 
     def _insert_numbered(self, table: Any, key: Any, rows: list[dict[str, Any]]) -> list[int]:
