@@ -87,6 +87,10 @@ def _replay(messages: list[Message], then: Receive) -> Receive:
     return receive
 
 
+class Standby(Exception):
+    """Raised by periodic work that another replica does; the task then reports no last run."""
+
+
 class PeriodicTask:
     """Runs a function every N seconds in a thread until stopped; failures are logged, never fatal."""
 
@@ -111,6 +115,8 @@ class PeriodicTask:
             try:
                 self.work()
                 self.last_run = time.monotonic()
+            except Standby:
+                self.last_run = None
             except Exception:  # keep the loop alive: the next cycle retries, and the error is logged
                 log.exception("%s cycle failed", self.name)
 
@@ -123,8 +129,9 @@ def _system(ctx: Context) -> Context:
 def _evaluate_if_leading(system: Context, leadership: Leadership) -> None:
     """One cycle when this replica holds the evaluator's lock; standby replicas just try again later."""
     epoch = leadership.claim()
-    if epoch is not None:
-        evaluate.evaluate(system, epoch=epoch)
+    if epoch is None:
+        raise Standby  # not a cycle: the age of the last cycle keeps growing on standby replicas
+    evaluate.evaluate(system, epoch=epoch)
 
 
 def create_app(
@@ -181,7 +188,12 @@ def create_app(
     app.state.ctx = ctx
     app.state.leadership = leadership
     errors.install(app)
-    metrics.install(app, ctx, evaluator.age if evaluator is not None else lambda: None)
+    metrics.install(
+        app,
+        ctx,
+        evaluator.age if evaluator is not None else lambda: None,
+        (lambda: leadership.leading) if leadership is not None else lambda: None,
+    )
     for router in (ingest.router, slices.router, admin.router, admin.health):
         app.include_router(router)
     web.install(app, ctx)  # the dashboard at /, over the same services and tokens

@@ -45,8 +45,13 @@ class PrometheusObserver(Observer):
 class StoreCollector(Collector):
     """Slice evidence, transitions and the outbox backlog, read from the database at scrape time."""
 
-    def __init__(self, ctx: Context, evaluator_age: Callable[[], float | None]) -> None:
-        self.ctx, self.evaluator_age = ctx, evaluator_age
+    def __init__(
+        self,
+        ctx: Context,
+        evaluator_age: Callable[[], float | None],
+        leading: Callable[[], bool | None] = lambda: None,
+    ) -> None:
+        self.ctx, self.evaluator_age, self.leading = ctx, evaluator_age, leading
 
     def collect(self) -> Iterator[Metric]:
         labels = ["slice_id", "state"]
@@ -86,13 +91,23 @@ class StoreCollector(Collector):
             yield GaugeMetricFamily(
                 "tether_evaluator_last_run_age_seconds", "Seconds since the last cycle", value=age
             )
+        leading = self.leading()
+        if leading is not None:
+            yield GaugeMetricFamily(
+                "tether_evaluator_leader", "1 when this process is the evaluator", value=int(leading)
+            )
 
 
-def install(app: FastAPI, ctx: Context, evaluator_age: Callable[[], float | None]) -> CollectorRegistry:
+def install(
+    app: FastAPI,
+    ctx: Context,
+    evaluator_age: Callable[[], float | None],
+    leading: Callable[[], bool | None] = lambda: None,
+) -> CollectorRegistry:
     """Wire the observer into the context, time every request, and serve /metrics."""
     registry = CollectorRegistry()
     ctx.observer = PrometheusObserver(registry)
-    registry.register(StoreCollector(ctx, evaluator_age))
+    registry.register(StoreCollector(ctx, evaluator_age, leading))
     latency = Histogram(
         "tether_request_seconds", "HTTP request latency", ["method", "route", "status"], registry=registry
     )
