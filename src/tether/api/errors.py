@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tether.domain.errors import (
@@ -20,6 +22,8 @@ from tether.domain.errors import (
     TetherError,
     TooLarge,
 )
+
+log = logging.getLogger("tether.api")
 
 STATUS: list[tuple[type[TetherError], int]] = [  # first match wins: subclasses before their bases
     (NotInitialised, 503),
@@ -65,6 +69,16 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(TetherError)
     async def _tether(_: Request, exc: TetherError) -> JSONResponse:
         return JSONResponse(envelope(exc.message, _problems(exc)), status_code=status_of(exc))
+
+    @app.exception_handler(OperationalError)
+    async def _database(_: Request, exc: OperationalError) -> JSONResponse:
+        # The database is unreachable or went away mid-request: nothing was committed; retry later.
+        log.warning("database unavailable: %s", exc.orig)
+        return JSONResponse(
+            envelope("database unavailable: nothing was recorded; retry later"),
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
