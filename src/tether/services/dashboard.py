@@ -12,6 +12,7 @@ from tether.domain.audit import AuditEvent, ChainReport, EventType
 from tether.domain.evidence import interval, rebuild_counters
 from tether.domain.inputs import parse_alert
 from tether.domain.model import Answer, KillSwitch, SliceState
+from tether.domain.policy import Policy
 from tether.domain.scope import SEVERITY
 from tether.services import audit, gate, queries
 from tether.services.audit import _visible as visible_event
@@ -122,7 +123,7 @@ def slice_history(ctx: Context, slice_id: str) -> SliceHistory:
     return SliceHistory(view, days, points, _this_attempt(events, s.attempt))
 
 
-def _precision_per_day(tx: Tx, slice_id: str, attempt: int, policy: Any) -> list[PrecisionPoint]:
+def _precision_per_day(tx: Tx, slice_id: str, attempt: int, policy: Policy) -> list[PrecisionPoint]:
     """The evidence as Tether saw it at the end of each day: the same counters, rebuilt on a prefix."""
     decisions, executed, history = tx.attempt_history(slice_id, attempt)
     moments = activity.review_moments(tx.conn, slice_id, attempt)
