@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"report: {index} (open it in a browser)")
     print(f"look around: .venv/bin/tether --db {url} slice list   |   ... audit list   |   ... kill list")
     print(f"serve it over HTTP: .venv/bin/tether token create --role admin --db {url}, then")
-    print(f"                    .venv/bin/tether serve --db {url}   (the web dashboard will live there too)")
+    print(f"                    .venv/bin/tether serve --db {url}   (the dashboard: http://127.0.0.1:8000/)")
     return 0 if report.ok else 1
 
 
