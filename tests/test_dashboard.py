@@ -32,6 +32,7 @@ class Site:
     admin: str
     operator: str
     viewer: str
+    ingest: str
     acme: str  # a canary with decisions and reviews
     globex: str  # a canary that a test rolls back
     initech: str  # a shadow slice
@@ -54,7 +55,7 @@ def _fill(db_url: str) -> dict[str, str]:
         ctx, [decision(i) for i in range(40)] + [decision(f"g{i}", tenant="globex") for i in range(5)]
     )
     outcomes.record_outcomes(ctx, [outcome(i) for i in range(30)])
-    for role in ("admin", "operator", "viewer"):
+    for role in ("admin", "operator", "viewer", "ingest"):
         ids[role] = tokens.create_token(ctx, role, name=f"{role} in test")[1]
     ctx.db.dispose()
     return ids
@@ -66,16 +67,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     db_url = f"sqlite:///{tmp}/tether.db"
     ids = _fill(db_url)
     server = start_server(db_url, tmp)
-    yield Site(
-        server,
-        db_url,
-        ids["admin"],
-        ids["operator"],
-        ids["viewer"],
-        ids["acme"],
-        ids["globex"],
-        ids["initech"],
-    )
+    names = ("admin", "operator", "viewer", "ingest", "acme", "globex", "initech")
+    yield Site(server, db_url, **{name: ids[name] for name in names})
     assert stop_server(server) in CLEAN_EXIT
 
 
@@ -147,12 +140,16 @@ def test_keyboard_login_sets_a_strict_httponly_session(context: BrowserContext, 
 
 
 def test_a_wrong_token_is_refused_naming_the_field(context: BrowserContext, site: Site) -> None:
-    """An unknown token leaves the user on the login page with an error that names the token field."""
+    """An unknown token, or one whose role cannot read, stays on the login page with the field named."""
     page = context.new_page()
     page.goto(site.url + "/login")
-    page.get_by_label("API token").fill("tth_not-a-real-token")
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("alert")).to_have_text("token: unknown or revoked token")
+    for secret, problem in (
+        ("tth_not-a-real-token", "token: unknown or revoked token"),
+        (site.ingest, "token: role ingest may not read the dashboard"),
+    ):
+        page.get_by_label("API token").fill(secret)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("alert")).to_have_text(problem)
     assert not [c for c in context.cookies() if c["name"] == "tether_session"]
 
 
@@ -274,6 +271,8 @@ def test_viewer_sees_no_operator_buttons_and_forged_posts_are_refused(
             assert "security token" in forged.text()
     finally:
         operator.close()
+    anonymous = httpx.post(f"{site.url}/slices/{site.acme}/rollback", data={"reason": "x"}, timeout=10)
+    assert anonymous.status_code == 403
     assert slice_state(site, site.acme) == "canary"
     switches = api(site, "GET", "/v1/kill-switches", site.admin).json()["kill_switches"]
     assert all(k["reason"] != "forged" for k in switches)
@@ -356,6 +355,8 @@ def test_dashboard_routes_stay_out_of_the_api_schema(site: Site) -> None:
     refused = httpx.put(site.url + "/kill-switches", timeout=10)
     assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD, POST"
     assert httpx.get(site.url + "/static/htmx.min.js", timeout=10).text.startswith("/*! htmx.org")
+    login = httpx.get(site.url + "/login", timeout=10)
+    assert "frame-ancestors 'none'" in login.headers["content-security-policy"]
 
 
 _UNLABELLED = """

@@ -8,7 +8,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from tether.services.context import Context
-from tether.web.common import HERE, TEMPLATES, LoginNeeded, WebError, with_query
+from tether.web.common import HEADERS, HERE, TEMPLATES, LoginNeeded, WebError, with_query
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
@@ -32,17 +32,19 @@ def install(app: FastAPI, ctx: Context) -> None:
     async def _login(request: Request, _: LoginNeeded) -> Response:
         if request.headers.get("HX-Request"):
             return Response(status_code=401, headers={"HX-Redirect": "/login"})
+        if request.method not in ("GET", "HEAD"):  # a form posted without a session does nothing
+            return _error(request, 403, "Refused", "log in first: this form needs a session")
         target = request.url.path if request.method in ("GET", "HEAD") else "/"
         return RedirectResponse(with_query("/login", next=target if target != "/" else None), status_code=303)
 
     @app.exception_handler(WebError)
     async def _refused(request: Request, exc: WebError) -> Response:
-        return TEMPLATES.TemplateResponse(
-            request,
-            "error.html",
-            {"title": "Refused" if exc.status == 403 else "Not found", "message": exc.message, "me": None},
-            status_code=exc.status,
-        )
+        return _error(request, exc.status, "Refused" if exc.status == 403 else "Not found", exc.message)
+
+
+def _error(request: Request, status: int, title: str, message: str) -> Response:
+    values = {"title": title, "message": message, "me": None}
+    return TEMPLATES.TemplateResponse(request, "error.html", values, status_code=status, headers=HEADERS)
 
 
 def _refuse_other_methods(app: FastAPI, path: str, allowed: set[str]) -> None:

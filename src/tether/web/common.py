@@ -28,6 +28,16 @@ TEMPLATES.env.filters.update(
 )
 TEMPLATES.env.globals.update(next_step=present.next_step)
 POLL = "every 2s"  # how often open pages ask for live fragments
+# Everything comes from Tether itself; no framing (clickjacking), no referrer, no cached pages of evidence.
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
 
 
 class WebError(Exception):
@@ -97,7 +107,9 @@ def _values(request: Request, who: WebSession | None, values: dict[str, Any]) ->
 
 def page(request: Request, who: WebSession | None, template: str, code: int = 200, **values: Any) -> Response:
     """A page rendered for the session's user (or for nobody: the login page), with its HTTP status."""
-    return TEMPLATES.TemplateResponse(request, template, _values(request, who, values), status_code=code)
+    return TEMPLATES.TemplateResponse(
+        request, template, _values(request, who, values), status_code=code, headers=HEADERS
+    )
 
 
 def live_html(
@@ -124,8 +136,8 @@ def live(
     """The polled answer: the fragment, or 204 while its content is what the page already shows."""
     html, digest = live_html(request, who, template, element_id, url, **values)
     if request.query_params.get("seen") == digest:
-        return Response(status_code=204)
-    return HTMLResponse(html)
+        return Response(status_code=204, headers=HEADERS)
+    return HTMLResponse(html, headers=HEADERS)
 
 
 def with_query(path: str, **params: str | None) -> str:

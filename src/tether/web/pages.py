@@ -47,12 +47,6 @@ def _filters(state: str | None, tenant: str | None) -> tuple[str | None, str | N
     return state, tenant, None
 
 
-def _slices_fragment(request: Request, s: WebSession, state: str | None, tenant: str | None) -> Markup:
-    view = dashboard.overview(acting(request, s), state, tenant)
-    url = with_query("/fragments/slices", state=state, tenant=tenant)
-    return live_html(request, s, "_slices.html", "slices", url, view=view)[0]
-
-
 @router.api_route("/", methods=GET)
 def overview(
     request: Request,
@@ -61,7 +55,8 @@ def overview(
     s: WebSession = Depends(session),
 ) -> Response:
     state, tenant, problem = _filters(state, tenant)
-    every = dashboard.overview(acting(request, s))
+    view = dashboard.overview(acting(request, s), state, tenant)
+    url = with_query("/fragments/slices", state=state, tenant=tenant)
     return page(
         request,
         s,
@@ -69,8 +64,8 @@ def overview(
         code=422 if problem else 200,
         title="Overview",
         banner=banner(request, s),
-        slices=_slices_fragment(request, s, state, tenant),
-        tenants=every.tenants,
+        slices=live_html(request, s, "_slices.html", "slices", url, view=view)[0],
+        tenants=view.tenants,
         states=STATES,
         state=state,
         tenant=tenant,
