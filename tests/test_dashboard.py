@@ -36,6 +36,7 @@ class Site:
     acme: str  # a canary with decisions and reviews
     globex: str  # a canary that a test rolls back
     initech: str  # a shadow slice
+    umbrella: str  # a canary rolled back through the API while a page is open
 
     @property
     def url(self) -> str:
@@ -47,9 +48,9 @@ def _fill(db_url: str) -> dict[str, str]:
     ctx = build(Settings(database_url=db_url, actor="soc-lead"))
     setup.init(ctx)
     ids = {}
-    for tenant in ("acme", "globex", "initech"):
+    for tenant in ("acme", "globex", "initech", "umbrella"):
         ids[tenant] = lifecycle.create_slice(ctx, f"tenant={tenant}").id
-    for tenant in ("acme", "globex"):
+    for tenant in ("acme", "globex", "umbrella"):
         lifecycle.start_canary(ctx, ids[tenant], signed_off_by="soc-lead", reason="shadow reviewed by hand")
     decide.decide(
         ctx, [decision(i) for i in range(40)] + [decision(f"g{i}", tenant="globex") for i in range(5)]
@@ -67,7 +68,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     db_url = f"sqlite:///{tmp}/tether.db"
     ids = _fill(db_url)
     server = start_server(db_url, tmp)
-    names = ("admin", "operator", "viewer", "ingest", "acme", "globex", "initech")
+    names = ("admin", "operator", "viewer", "ingest", "acme", "globex", "initech", "umbrella")
     yield Site(server, db_url, **{name: ids[name] for name in names})
     assert stop_server(server) in CLEAN_EXIT
 
@@ -278,8 +279,10 @@ def test_viewer_sees_no_operator_buttons_and_forged_posts_are_refused(
     assert all(k["reason"] != "forged" for k in switches)
 
 
-def test_an_open_overview_shows_a_new_kill_switch_within_5_s(context: BrowserContext, site: Site) -> None:
-    """A kill switch activated through the API appears in red on an open overview without a reload."""
+def test_an_open_overview_shows_a_kill_switch_and_a_rollback_within_5_s(
+    context: BrowserContext, site: Site
+) -> None:
+    """A kill switch and a rollback made through the API appear on an open overview without a reload."""
     page = log_in(context, site, site.viewer)
     page.evaluate("window.loadedOnce = true")
     made = api(
@@ -289,6 +292,13 @@ def test_an_open_overview_shows_a_new_kill_switch_within_5_s(context: BrowserCon
     try:
         banner = page.get_by_role("alert", name="Active kill switches")
         expect(banner).to_contain_text("tenant=initech", timeout=LIVE_WITHIN_MS)
+        rolled = api(
+            site, "POST", f"/v1/slices/{site.umbrella}/rollback", site.operator, json={"reason": "drill"}
+        )
+        assert rolled.status_code == 200, rolled.text
+        row = page.get_by_role("row").filter(has=page.get_by_role("link", name="tenant=umbrella"))
+        expect(row).to_contain_text("rolled_back", timeout=LIVE_WITHIN_MS)
+        expect(row).to_contain_text("manual: drill")
         assert page.evaluate("window.loadedOnce") is True  # the same page: no reload
     finally:
         api(
