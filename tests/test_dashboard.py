@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -350,12 +351,19 @@ def test_gate_explorer_names_the_kill_switch_and_bad_fields(context: BrowserCont
 
 
 def test_revoking_the_token_ends_its_session(context: BrowserContext, site: Site) -> None:
-    """A session rests on its token: once the token is revoked the next page asks to log in again."""
+    """A session rests on its token: revoked, or a cookie not signed for it, and the page asks to log in."""
     made = api(site, "POST", "/v1/tokens", site.admin, json={"role": "viewer", "name": "short-lived"}).json()
     page = log_in(context, site, made["secret"])
     api(site, "POST", f"/v1/tokens/{made['token']['id']}/revoke", site.admin)
     page.goto(site.url + "/audit")
     expect(page.get_by_label("API token")).to_be_visible()
+    listed = api(site, "GET", "/v1/tokens", site.admin).json()["tokens"]
+    viewer_id = next(t["id"] for t in listed if t["name"] == "viewer in test")
+    now = int(time.time())
+    for forged in (f"{viewer_id}.{now}.00.{'0' * 64}", f"{viewer_id}.{now}.00.\u00e9", "garbage"):
+        cookie = f"tether_session={forged}".encode("latin-1")
+        answer = httpx.get(site.url + "/audit", headers={"Cookie": cookie}, timeout=10)
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
 
 
 def test_dashboard_routes_stay_out_of_the_api_schema(site: Site) -> None:

@@ -6,6 +6,7 @@ as the API; a refusal comes back as the form again, with the problem next to the
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -102,7 +103,7 @@ def login_page(request: Request) -> Response:
 def login(request: Request, token: str = Form(""), check: str = Form(""), next: str = Form("/")) -> Response:
     """A token in, a session cookie out (HttpOnly, SameSite=Strict); the token itself is never stored."""
     target = _safe_next(next)
-    if not check or check != request.cookies.get(LOGIN_COOKIE):
+    if not check or not hmac.compare_digest(check.encode(), request.cookies.get(LOGIN_COOKIE, "").encode()):
         return login_form(request, 403, "the login form expired: try again", target)
     if not token.strip():
         return login_form(request, 422, "token: give the token's secret (tth_...)", target)

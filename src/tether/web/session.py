@@ -32,7 +32,7 @@ class WebSession:
     csrf: str
 
     def csrf_ok(self, sent: str | None) -> bool:
-        return sent is not None and hmac.compare_digest(sent, self.csrf)
+        return sent is not None and hmac.compare_digest(sent.encode(), self.csrf.encode())
 
 
 def _key(key_material: str) -> bytes:
@@ -68,7 +68,7 @@ def read(ctx: Context, cookie: str | None, wall: Callable[[], float] = time.time
     if found is None:
         return None
     key = _key(found.key_material)
-    if not hmac.compare_digest(signature, _sign(key, f"{token_id}.{issued}.{nonce}")):
+    if not hmac.compare_digest(signature.encode(), _sign(key, f"{token_id}.{issued}.{nonce}").encode()):
         return None
     return WebSession(found.principal, _csrf(key, nonce))
 
