@@ -217,6 +217,10 @@ def _transition(ctx: Context, slice_id: str, name: str, form: SliceForm) -> None
         raise BadInput.at("reason", "give a reason; it goes into the audit trail")
     if name == "canary":
         signed = form.signed_off_by.strip() or None
+        if signed is None and not form.if_ready:
+            raise BadInput.at(
+                "signed_off_by", "name who signs off, or tick “only if the go-live criteria are met”"
+            )
         lifecycle.start_canary(
             ctx, slice_id, signed_off_by=signed, reason=reason, if_ready=bool(form.if_ready)
         )
