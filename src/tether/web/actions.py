@@ -156,6 +156,7 @@ class SliceForm(BaseModel):
     reason: str = ""
     signed_off_by: str = ""
     if_ready: str = ""
+    override_cooldown: str = ""  # admin only, as in the API
 
 
 def _confirm(
@@ -203,6 +204,8 @@ def slice_action(
     check_csrf(s, form.csrf)
     action = _action(name)
     require(s, action.permission)
+    if form.override_cooldown:
+        require(s, Permission.ADMINISTER)
     try:
         _transition(acting(request, s), slice_id, name, form)
     except TetherError as exc:
@@ -222,7 +225,12 @@ def _transition(ctx: Context, slice_id: str, name: str, form: SliceForm) -> None
                 "signed_off_by", "name who signs off, or tick “only if the go-live criteria are met”"
             )
         lifecycle.start_canary(
-            ctx, slice_id, signed_off_by=signed, reason=reason, if_ready=bool(form.if_ready)
+            ctx,
+            slice_id,
+            signed_off_by=signed,
+            reason=reason,
+            if_ready=bool(form.if_ready),
+            override_cooldown=bool(form.override_cooldown),
         )
     elif name == "rollback":
         lifecycle.roll_back(ctx, slice_id, reason)
