@@ -68,10 +68,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("dashboard")
     db_url = f"sqlite:///{tmp}/tether.db"
     ids = _fill(db_url)
-    server = start_server(db_url, tmp)
     names = ("admin", "operator", "viewer", "ingest", "acme", "globex", "initech", "umbrella")
-    yield Site(server, db_url, **{name: ids[name] for name in names})
-    assert stop_server(server) in CLEAN_EXIT
+    server = start_server(db_url, tmp)
+    try:
+        yield Site(server, db_url, **{name: ids[name] for name in names})
+    finally:
+        assert stop_server(server) in CLEAN_EXIT
 
 
 @pytest.fixture(scope="module")
