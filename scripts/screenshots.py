@@ -1,8 +1,9 @@
 """`make screenshots`: serve the demo's data and save docs/screenshots/*.png of each dashboard page.
 
-Fills a temporary SQLite database with 20 virtual days of the demo scenario (one tenant promoted, the
-other rolled back), serves it with `tether serve` at the scenario's last moment, and drives Debian's
-Chromium (never a downloaded browser) through the pages.
+Fills a temporary SQLite database with 18 virtual days of the demo scenario (one tenant promoted, the
+other in its second canary after a rollback), has an operator pull one kill switch, serves it with
+`tether serve` at the scenario's last moment, and drives Debian's Chromium (never a downloaded
+browser) through the pages.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ from playwright.sync_api import Page, sync_playwright
 
 from tether.bootstrap import build
 from tether.config import Settings
-from tether.services import queries, setup, tokens
+from tether.services import kills, queries, setup, tokens
 from tether.services.context import FixedClock
 from tether.sim.run import run_scenario
 from tether.sim.scenario import load_scenario
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-DAYS = 20
+DAYS = 18
 
 
 def demo_database(tmp: Path) -> tuple[str, str, str]:
@@ -43,6 +44,9 @@ def demo_database(tmp: Path) -> tuple[str, str, str]:
     ctx = build(Settings(database_url=url, actor="screenshots"), clock=FixedClock(end))
     setup.init(ctx)
     secret = tokens.create_token(ctx, "admin", name="soc-lead")[1]
+    kills.activate(
+        ctx.as_user("soc-lead"), "tenant=acme,data_source=okta", "okta outage: sign-in alerts unreliable"
+    )
     ctx.db.dispose()
     return url, end.strftime("%Y-%m-%dT%H:%M:%SZ"), secret
 
@@ -78,7 +82,7 @@ def shoot(page: Page, base: str, out: Path, slices: dict[str, str], secret: str)
         "slice": f"/slices/{slices['tenant=acme']}",
         "kill-switches": "/kill-switches",
         "audit": "/audit",
-        "gate": "/gate?tenant=globex&severity=high&rule_family=phishing&data_source=o365",
+        "gate": "/gate?tenant=acme&severity=high&rule_family=phishing&data_source=okta",
     }
     for name, path in shots.items():
         page.goto(base + path)
