@@ -95,13 +95,30 @@ def pg_schema_url(database_url: str) -> Iterator[str]:
     yield f"{database_url}?options=-csearch_path%3D{schema}"
 
 
+def _new_database(request: pytest.FixtureRequest, kind: str, folder: Path, name: str) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{folder}/{name}.db"
+        return
+    yield from pg_schema_url(request.getfixturevalue("pg_database"))
+
+
 @pytest.fixture(params=DATABASES)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database URL for one test: a new SQLite file, or a new schema on the PostgreSQL server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/tether.db"
-        return
-    yield from pg_schema_url(request.getfixturevalue("pg_database"))
+    yield from _new_database(request, request.param, tmp_path, "tether")
+
+
+@pytest.fixture
+def fresh_db_url(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Iterator[str]:
+    """A second, empty database of the same kind as `db_url`."""
+    kind = "sqlite" if db_url.startswith("sqlite") else "postgres"
+    yield from _new_database(request, kind, tmp_path, "fresh")
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database for a whole module's server (each module runs once per database)."""
+    yield from _new_database(request, request.param, tmp_path_factory.mktemp("db"), "tether")
 
 
 @pytest.fixture

@@ -142,10 +142,10 @@ API_TOKENS = [
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+def api(tmp_path_factory: pytest.TempPathFactory, module_db_url: str) -> Iterator[Api]:
     """One server for the module, evaluator loop off, with a token per role and tenant-limited ones."""
     tmp = tmp_path_factory.mktemp("api")
-    db_url = f"sqlite:///{tmp}/tether.db"
+    db_url = module_db_url
     cli = Cli(tmp, db_url)
     first = cli.json("init")
     with ThreadPoolExecutor(3) as pool:
@@ -847,10 +847,10 @@ class Evaluated:
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Evaluated]:
+def evaluated(tmp_path_factory: pytest.TempPathFactory, module_db_url: str) -> Iterator[Evaluated]:
     """A server with --evaluate-every 1 over a canary started 8 days ago (virtual time), 93 clean reviews."""
     tmp = tmp_path_factory.mktemp("evaluator")
-    db_url = f"sqlite:///{tmp}/tether.db"
+    db_url = module_db_url
     cli = Cli(tmp, db_url)
     cli.now = datetime.now(UTC) - timedelta(days=8)
     admin = cli.json("init")["token"]

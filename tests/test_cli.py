@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from conftest import T0, decision, iso, outcome
+from conftest import T0, Cli, decision, iso, outcome
 
 Proc = subprocess.CompletedProcess[str]
 
@@ -101,18 +101,21 @@ def assert_slice_shape(s: dict[str, Any]) -> None:
     assert isinstance(s["verdict"]["reasons"], list)
 
 
-def test_every_command_has_help(cli: Any) -> None:
-    """Every command and sub-command answers --help with exit 0, its usage line and a word of its purpose."""
+def test_every_command_has_help(tmp_path: Path) -> None:
+    """Every command and sub-command answers --help with exit 0, its usage line and a word of its purpose,
+    without touching any database."""
+    cli = Cli(tmp_path, f"sqlite:///{tmp_path}/never-created.db")
     procs = side_by_side(cli, [(*cmd, "--help") for cmd, _ in HELP], expect=0)
+    assert not (tmp_path / "never-created.db").exists()
     for (cmd, words), proc in zip(HELP, procs, strict=True):
         text = " ".join(proc.stdout.split()).lower()
         assert f"tether {' '.join(cmd)}" in text, cmd
         assert any(w in text for w in words), f"tether {' '.join(cmd)} --help mentions none of {words}"
 
 
-def test_init_is_idempotent_and_required(cli: Any, tmp_path: Path) -> None:
+def test_init_is_idempotent_and_required(cli: Any, fresh_db_url: str) -> None:
     """On an uninitialised database commands exit 2 saying to run `tether init`; init prints a token once."""
-    fresh = {"TETHER_DATABASE_URL": f"sqlite:///{tmp_path}/fresh.db"}
+    fresh = {"TETHER_DATABASE_URL": fresh_db_url}
     refused = cli.run("slice", "list", expect=2, env=fresh)
     assert "tether init" in one_line(refused)
     first = json.loads(cli.run("init", "--json", env=fresh).stdout)

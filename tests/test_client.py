@@ -53,9 +53,9 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def live(tmp_path_factory: pytest.TempPathFactory, module_db_url: str) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("client")
-    db_url = f"sqlite:///{tmp}/tether.db"
+    db_url = module_db_url
     admin = Cli(tmp, db_url).json("init")["token"]
     server = start_server(db_url, tmp)
     try:

@@ -108,13 +108,13 @@ def test_review_rates_are_policy_fields_per_slice(ctx: Context) -> None:
 
 
 def test_review_sample_is_a_function_of_the_decision_id_and_a_replay_answers_the_same(
-    ctx: Context, tmp_path: Path
+    ctx: Context, fresh_db_url: str
 ) -> None:
     """The sample depends only on the decision id: a replay and another database answer the same."""
     canary(ctx)
     first = answers(ctx, range(200))
     assert answers(ctx, range(200)) == first  # a replay returns the first answers, review included
-    other = build(Settings(database_url=f"sqlite:///{tmp_path}/other.db", actor="x"), clock=FixedClock(T0))
+    other = build(Settings(database_url=fresh_db_url, actor="x"), clock=FixedClock(T0))
     setup.init(other)
     try:
         canary(other)

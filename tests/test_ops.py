@@ -168,10 +168,10 @@ SHARED_WEBHOOKS = {**FAST_WEBHOOKS, "TETHER_WEBHOOK_MAX_ATTEMPTS": "5"}
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Context]]:
+def shared(tmp_path_factory: pytest.TempPathFactory, module_db_url: str) -> Iterator[tuple[Server, Context]]:
     """One server for the module (JSON logs, fast webhooks, 5 tries) and the library on its database."""
     tmp = tmp_path_factory.mktemp("shared")
-    db_url = f"sqlite:///{tmp}/tether.db"
+    db_url = module_db_url
     ctx = library(db_url)
     server = start_server(db_url, tmp, log_format="json", env=SHARED_WEBHOOKS)
     yield server, ctx

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -65,6 +65,17 @@ def _actor(text: str | None) -> Actor | None:
         return None
     raw = json.loads(text)
     return Actor(ActorType(raw["type"]), raw["id"], raw.get("name"))
+
+
+def _bound(values: list[Any], processor: Callable[[Any], Any] | None) -> list[Any]:
+    """A column's values through its type's bind processor, each distinct value once."""
+    if processor is None:
+        return values
+    try:
+        done = {v: processor(v) for v in set(values)}
+    except TypeError:  # unhashable values: one by one
+        return [processor(v) for v in values]
+    return [done[v] for v in values]
 
 
 @dataclass(frozen=True)
@@ -374,19 +385,48 @@ class Tx:
         if self.conn.dialect.name == "sqlite":
             first = int(self.conn.execute(select(func.coalesce(func.max(key), 0))).scalar_one()) + 1
             numbers = list(range(first, first + len(rows)))
-            self.conn.execute(
-                insert(table), [{**row, key.name: n} for row, n in zip(rows, numbers, strict=True)]
-            )
+            self._insert_many(table, rows, (key.name, numbers))
             return numbers
         result = self.conn.execute(insert(table).returning(key, sort_by_parameter_order=True), rows)
         return [int(r[0]) for r in result]
+
+    def _insert_many(
+        self, table: Any, rows: list[dict[str, Any]], numbered: tuple[str, list[int]] | None = None
+    ) -> None:
+        """One driver-level executemany (SQLite); every row has the keys of the first one.
+
+        Values go through each column's own bind processing, as SQLAlchemy would apply it; what is skipped
+        is its per-row statement machinery, which cost more than the database's own work.
+        """
+        names = [n for n in rows[0] if n in table.c]
+        dialect = self.conn.dialect
+        columns = [
+            _bound([row[name] for row in rows], table.c[name].type.bind_processor(dialect)) for name in names
+        ]
+        for name, column in table.c.items():
+            if name not in names and column.default is not None and column.default.is_scalar:
+                names.append(name)
+                columns.append([column.default.arg] * len(rows))
+        if numbered is not None:
+            names.append(numbered[0])
+            columns.append(numbered[1])
+        quote = dialect.identifier_preparer.quote
+        sql = (
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+            f"VALUES ({', '.join('?' for _ in names)})"
+        )
+        self.conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
     def insert_decisions(self, rows: list[dict[str, Any]]) -> list[int]:
         """Insert decision rows (in order) and return their primary keys, in the same order."""
         return self._insert_numbered(t.decisions, t.decisions.c.pk, rows)
 
     def insert_grants(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
+        if not rows:
+            return
+        if self.conn.dialect.name == "sqlite":
+            self._insert_many(t.decision_slices, rows)
+        else:
             self.conn.execute(insert(t.decision_slices), rows)
 
     def grants_of(self, decision_pks: Sequence[int]) -> dict[int, list[Grant]]:
@@ -616,6 +656,7 @@ class Tx:
             .where(and_(o.c.status == "pending", o.c.next_at <= now, w.c.removed_at.is_(None)))
             .order_by(o.c.next_at, o.c.id)
             .limit(limit)
+            .with_for_update(of=o, skip_locked=True)  # replicas delivering at once take different rows
         )
         rows = [dict(r._mapping) for r in self.conn.execute(query)]
         for row in rows:
