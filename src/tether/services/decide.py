@@ -139,27 +139,38 @@ def decide(ctx: Context, items: list[Any]) -> list[DecisionAnswer]:
 
 
 def _record(tx: Tx, fresh: list[tuple[DecisionIn, Answer]], now: Any) -> None:
-    rows = [
-        {
-            "decision_id": d.decision_id,
-            "alert_id": d.alert_id,
-            "tenant": d.tenant,
-            "dims": json.dumps(d.alert, sort_keys=True),
-            "verdict": d.verdict.value,
-            "confidence": d.confidence,
-            "model_version": d.model_version,
-            "decided_at": d.decided_at,
-            "recorded_at": now,
-            "body": d.body,
-            "mode": a.mode.value,
-            "execute": a.execute,
-            "slice_ids": json.dumps(list(a.slice_ids)),
-            "reason": a.reason,
-            "kill_switch_id": a.kill_switch_id,
-            "review": a.review,
-        }
-        for d, a in fresh
-    ]
+    # Alerts and answers repeat within a batch (answers are cached per alert): encode each once.
+    dims_json: dict[tuple[tuple[str, str], ...], str] = {}
+    ids_json: dict[tuple[str, ...], str] = {}
+    rows = []
+    for d, a in fresh:
+        alert_key = tuple(d.alert.items())
+        dims = dims_json.get(alert_key)
+        if dims is None:
+            dims = dims_json[alert_key] = json.dumps(d.alert, sort_keys=True)
+        slice_ids = ids_json.get(a.slice_ids)
+        if slice_ids is None:
+            slice_ids = ids_json[a.slice_ids] = json.dumps(list(a.slice_ids))
+        rows.append(
+            {
+                "decision_id": d.decision_id,
+                "alert_id": d.alert_id,
+                "tenant": d.tenant,
+                "dims": dims,
+                "verdict": d.verdict.value,
+                "confidence": d.confidence,
+                "model_version": d.model_version,
+                "decided_at": d.decided_at,
+                "recorded_at": now,
+                "body": d.body,
+                "mode": a.mode.value,
+                "execute": a.execute,
+                "slice_ids": slice_ids,
+                "reason": a.reason,
+                "kill_switch_id": a.kill_switch_id,
+                "review": a.review,
+            }
+        )
     pks = tx.insert_decisions(rows)
     grants: list[dict[str, Any]] = []
     counts: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])

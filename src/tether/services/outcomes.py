@@ -128,15 +128,19 @@ def _count(tx: Tx, s: Slice, policy: Policy, change: tuple[_Latest, _Latest], sa
     missed = s.counters.missed_tp - (before.disposition == tp) + (after.disposition == tp)
     old = review_value(before.disposition, before.source)
     new = review_value(after.disposition, after.source)
-    counters = dataclasses.replace(s.counters, missed_tp=missed)
+    c = s.counters
     if not counts_as_review(sampled, policy):  # shown apart, never in the precision
-        other = counters.other_reviews - (old is not None) + (new is not None)
-        return dataclasses.replace(s, counters=dataclasses.replace(counters, other_reviews=other))
+        other = c.other_reviews - (old is not None) + (new is not None)
+        return dataclasses.replace(s, counters=dataclasses.replace(c, missed_tp=missed, other_reviews=other))
     if old is None and new is not None and before.first_review_seq is None:
-        counters = dataclasses.replace(counters, reviews=counters.reviews.update(new, bets_of(policy)))
+        counters = dataclasses.replace(c, missed_tp=missed, reviews=c.reviews.update(new, bets_of(policy)))
     elif old != new or (new is not None and before.first_review_seq is None):
         # A correction replaces a value in place: replay the stream up to this outcome.
         return recount(tx, s, policy, upto_seq=after.seq)
+    elif missed == c.missed_tp:
+        return s  # nothing this slice counts changed
+    else:
+        counters = dataclasses.replace(c, missed_tp=missed)
     return dataclasses.replace(s, counters=counters)
 
 
