@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -116,9 +116,21 @@ def fresh_db_url(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) ->
 
 
 @pytest.fixture(scope="module", params=DATABASES)
-def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A database for a whole module's server (each module runs once per database)."""
-    yield from _new_database(request, request.param, tmp_path_factory.mktemp("db"), "tether")
+def module_databases(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[], str]:
+    """New databases for a module's servers, all of one kind (each such module runs once per kind)."""
+
+    def new() -> str:
+        return next(_new_database(request, request.param, tmp_path_factory.mktemp("db"), "tether"))
+
+    return new
+
+
+@pytest.fixture(scope="module")
+def module_db_url(module_databases: Callable[[], str]) -> str:
+    """The database of a module's main server."""
+    return module_databases()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -847,10 +847,12 @@ class Evaluated:
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory: pytest.TempPathFactory, module_db_url: str) -> Iterator[Evaluated]:
+def evaluated(
+    tmp_path_factory: pytest.TempPathFactory, module_databases: Callable[[], str]
+) -> Iterator[Evaluated]:
     """A server with --evaluate-every 1 over a canary started 8 days ago (virtual time), 93 clean reviews."""
     tmp = tmp_path_factory.mktemp("evaluator")
-    db_url = module_db_url
+    db_url = module_databases()
     cli = Cli(tmp, db_url)
     cli.now = datetime.now(UTC) - timedelta(days=8)
     admin = cli.json("init")["token"]
