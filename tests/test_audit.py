@@ -11,7 +11,6 @@ import re
 import sqlite3
 import struct
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,14 +39,44 @@ def _clock(ctx: Context) -> FixedClock:
     return ctx.clock
 
 
-def _db_file(db_url: str) -> Path:
-    return Path(db_url.removeprefix("sqlite:///"))
+class _Raw:
+    """The test database opened without any Tether code, as an auditor or an attacker would: sqlite3 on the
+    SQLite file, psycopg on the PostgreSQL schema the URL names. Statements use `?` placeholders on both."""
+
+    def __init__(self, db_url: str) -> None:
+        self.backend = "postgres" if db_url.startswith("postgresql") else "sqlite"
+        self.con: Any
+        self.error: type[Exception]
+        if self.backend == "postgres":
+            import psycopg
+
+            # libpq reads the schema from the URL's own query, options=-csearch_path%3D<schema>
+            self.con = psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://", 1))
+            self.error = psycopg.DatabaseError
+        else:
+            self.con = sqlite3.connect(db_url.removeprefix("sqlite:///"))
+            self.error = sqlite3.DatabaseError
+
+    def __enter__(self) -> _Raw:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.con.close()
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        if self.backend == "postgres":
+            sql, params = sql.replace("?", "%s"), params or None
+        cursor = self.con.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+    def commit(self) -> None:
+        self.con.commit()
 
 
-def _raw_events(path: Path) -> list[dict[str, Any]]:
-    """The audit rows as the database holds them, read with sqlite3 alone (no Tether code)."""
-    with closing(sqlite3.connect(path)) as con:
-        rows = con.execute(f"SELECT {', '.join(COLUMNS)} FROM audit_events ORDER BY seq").fetchall()
+def _raw_events(db_url: str) -> list[dict[str, Any]]:
+    """The audit rows as the database holds them, read with the plain driver alone (no Tether code)."""
+    with _Raw(db_url) as db:
+        rows = db.execute(f"SELECT {', '.join(COLUMNS)} FROM audit_events ORDER BY seq")
     events = [dict(zip(COLUMNS, row, strict=True)) for row in rows]
     for event in events:
         event["actor"], event["payload"] = json.loads(event["actor"]), json.loads(event["payload"])
@@ -76,14 +105,18 @@ def _design_hash(prev_hash: str, event: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + text).encode("utf-8")).hexdigest()
 
 
-def _as_attacker(path: Path, *statements: tuple[str, tuple[Any, ...]]) -> None:
-    """Someone with write access to the file drops the append-only triggers and edits the trail."""
-    with closing(sqlite3.connect(path)) as con:
-        con.execute("DROP TRIGGER audit_events_no_update")
-        con.execute("DROP TRIGGER audit_events_no_delete")
+def _as_attacker(db_url: str, *statements: tuple[str, tuple[Any, ...]]) -> None:
+    """Someone with write access to the database switches the append-only triggers off, as the owner of the
+    file (SQLite: drop them) or of the table (PostgreSQL: disable them) can, and edits the trail."""
+    with _Raw(db_url) as db:
+        if db.backend == "postgres":
+            db.execute("ALTER TABLE audit_events DISABLE TRIGGER USER")
+        else:
+            db.execute("DROP TRIGGER audit_events_no_update")
+            db.execute("DROP TRIGGER audit_events_no_delete")
         for sql, params in statements:
-            con.execute(sql, params)
-        con.commit()
+            db.execute(sql, params)
+        db.commit()
 
 
 def _populate(ctx: Context) -> dict[str, str]:
@@ -242,7 +275,7 @@ def test_stored_hashes_follow_the_design_sentence(ctx: Context, db_url: str) -> 
     """Each stored hash is SHA-256 of prev_hash + canonical JSON of the event without its hashes, as
     re-implemented from DESIGN §6 alone; the first prev_hash is 64 zeros, each next one the hash before it."""
     _populate(ctx)
-    events = _raw_events(_db_file(db_url))
+    events = _raw_events(db_url)
     assert [e["seq"] for e in events] == list(range(1, 11))
     assert events[0]["prev_hash"] == ZEROS
     prev = ZEROS
@@ -269,18 +302,32 @@ _JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=8,
 )
-_SPECS = st.lists(
-    st.tuples(
-        st.sampled_from([t.value for t in EventType]),
-        st.text(min_size=1, max_size=8),
-        st.none() | st.text(max_size=8),
-        st.none() | st.text(max_size=16),
-        st.dictionaries(st.text(max_size=8), _JSON, max_size=4),
-        st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
-    ),
-    min_size=1,
-    max_size=6,
-)
+
+
+def _specs(ctx: Context) -> st.SearchStrategy[list[Any]]:
+    """One to six events to append: type, actor id, slice_id, scope, payload, time.
+
+    slice_id and scope are stored as plain text, which on PostgreSQL cannot hold U+0000, so there they are
+    drawn without it; SQLite stores any string. The actor and the payload are stored as JSON, which escapes
+    U+0000, so they draw from every character on both.
+    """
+    stored = st.characters(codec="utf-8")
+    if ctx.db.engine.dialect.name == "postgresql":
+        stored = st.characters(codec="utf-8", exclude_characters="\x00")
+    return st.lists(
+        st.tuples(
+            st.sampled_from([t.value for t in EventType]),
+            st.text(min_size=1, max_size=8),
+            st.none() | st.text(stored, max_size=8),
+            st.none() | st.text(stored, max_size=16),
+            st.dictionaries(st.text(max_size=8), _JSON, max_size=4),
+            st.datetimes(
+                min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+            ),
+        ),
+        min_size=1,
+        max_size=6,
+    )
 
 
 def _appended(ctx: Context, specs: list[Any]) -> list[AuditEvent]:
@@ -322,7 +369,7 @@ def test_chain_verifies_after_any_appends(ctx: Context) -> None:
     verifies and its head is the last event."""
 
     @settings(max_examples=40, deadline=None)
-    @given(_SPECS)
+    @given(_specs(ctx))
     def check(specs: list[Any]) -> None:
         chain = _appended(ctx, specs)
         assert [e.seq for e in chain] == list(range(1, len(specs) + 2))
@@ -343,7 +390,7 @@ def test_any_single_tamper_is_caught_at_the_first_bad_seq(ctx: Context) -> None:
     names the seq of the first event that no longer holds (a deleted last event is caught by the head)."""
 
     @settings(max_examples=100, deadline=None)
-    @given(_SPECS, st.data())
+    @given(_specs(ctx), st.data())
     def check(specs: list[Any], data: st.DataObject) -> None:
         chain = _appended(ctx, specs)
         n, head = len(chain), (chain[-1].seq, chain[-1].hash)
@@ -375,43 +422,60 @@ def test_any_single_tamper_is_caught_at_the_first_bad_seq(ctx: Context) -> None:
 def test_update_and_delete_through_tether_engine_are_refused(ctx: Context, db_url: str) -> None:
     """UPDATE and DELETE on audit_events through Tether's own SQLAlchemy engine raise and change nothing."""
     _populate(ctx)
-    before = _raw_events(_db_file(db_url))
+    before = _raw_events(db_url)
     for statement in ("UPDATE audit_events SET payload = '{}' WHERE seq = 3", "DELETE FROM audit_events"):
         with (
             pytest.raises(sqlalchemy.exc.DBAPIError, match="append-only"),
             ctx.db.transaction(write=True) as conn,
         ):
             conn.execute(sqlalchemy.text(statement))
-    assert _raw_events(_db_file(db_url)) == before
+    assert _raw_events(db_url) == before
     assert audit.verify(ctx).ok
 
 
-@pytest.mark.parametrize(
-    "statement",
-    [
-        "UPDATE audit_events SET payload = '{}' WHERE seq = 3",
-        "UPDATE audit_events SET seq = 99 WHERE seq = 10",
-        "DELETE FROM audit_events WHERE seq = 10",
-        "DELETE FROM audit_events",
-        f"INSERT OR REPLACE INTO audit_events ({', '.join(COLUMNS)}) SELECT seq, at, type, actor, slice_id, "
-        "scope, '{}', prev_hash, hash FROM audit_events WHERE seq = 3",
-        f"INSERT INTO audit_events ({', '.join(COLUMNS)}) SELECT seq, at, type, actor, slice_id, scope, "
-        "payload, prev_hash, hash FROM audit_events WHERE seq = 3 "
-        "ON CONFLICT(seq) DO UPDATE SET payload = '{}'",
-    ],
-    ids=["update", "update-seq", "delete-one", "delete-all", "insert-or-replace", "upsert"],
+# every column a stored event has (at_key is the instant `at` names, kept for the time filters)
+_ROW = ", ".join((*COLUMNS, "at_key"))
+# event 3 again, with an empty payload
+_EDITED_3 = (
+    f"INSERT INTO audit_events ({_ROW}) SELECT seq, at, type, actor, slice_id, scope, '{{}}', prev_hash, "
+    "hash, at_key FROM audit_events WHERE seq = 3"
 )
-def test_database_refuses_changing_the_trail(ctx: Context, db_url: str, statement: str) -> None:
-    """Any statement that would change or remove a stored event, from a plain sqlite3 connection, is refused
-    by the database itself and nothing changes."""
+_BOTH = {
+    "update": "UPDATE audit_events SET payload = '{}' WHERE seq = 3",
+    "update-seq": "UPDATE audit_events SET seq = 99 WHERE seq = 10",
+    "delete-one": "DELETE FROM audit_events WHERE seq = 10",
+    "delete-all": "DELETE FROM audit_events",
+    "upsert": f"INSERT INTO audit_events ({_ROW}) SELECT {_ROW} FROM audit_events WHERE seq = 3 "
+    "ON CONFLICT (seq) DO UPDATE SET payload = '{}'",
+}
+# Each way of changing the trail as each database spells it; where one database lacks the statement, its
+# nearest equivalent (SQLite has no TRUNCATE, PostgreSQL no INSERT OR REPLACE: an upsert replacing the row).
+_CHANGES = {
+    "sqlite": {
+        **_BOTH,
+        "insert-or-replace": _EDITED_3.replace("INSERT", "INSERT OR REPLACE", 1),
+        "truncate": "DELETE FROM audit_events",
+    },
+    "postgres": {
+        **_BOTH,
+        "insert-or-replace": f"{_EDITED_3} ON CONFLICT (seq) DO UPDATE SET "
+        + ", ".join(f"{c} = EXCLUDED.{c}" for c in _ROW.split(", ") if c != "seq"),
+        "truncate": "TRUNCATE audit_events",
+    },
+}
+
+
+@pytest.mark.parametrize("change", list(_CHANGES["sqlite"]))
+def test_database_refuses_changing_the_trail(ctx: Context, db_url: str, change: str) -> None:
+    """Any statement that would change or remove a stored event, from a plain connection outside Tether
+    (sqlite3 or psycopg), is refused by the database itself and nothing changes."""
     _populate(ctx)
-    path = _db_file(db_url)
-    before = _raw_events(path)
-    with closing(sqlite3.connect(path)) as con:
-        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-            con.execute(statement)
-        con.commit()
-    assert _raw_events(path) == before
+    before = _raw_events(db_url)
+    with _Raw(db_url) as db:
+        with pytest.raises(db.error, match="append-only"):
+            db.execute(_CHANGES[db.backend][change])
+        db.commit()
+    assert _raw_events(db_url) == before
     assert audit.verify(ctx).ok
 
 
@@ -427,29 +491,29 @@ def test_cli_verify_passes_on_an_intact_chain(ctx: Context, tether: Cli) -> None
     assert report["head"] == {"seq": 10, "hash": audit.head(ctx)[1]}
 
 
-def _edit_payload(path: Path) -> None:
-    _as_attacker(path, ("UPDATE audit_events SET payload = ? WHERE seq = 4", ('{"attempt": 1}',)))
+def _edit_payload(db_url: str) -> None:
+    _as_attacker(db_url, ("UPDATE audit_events SET payload = ? WHERE seq = 4", ('{"attempt": 1}',)))
 
 
-def _delete_middle(path: Path) -> None:
-    _as_attacker(path, ("DELETE FROM audit_events WHERE seq = 4", ()))
+def _delete_middle(db_url: str) -> None:
+    _as_attacker(db_url, ("DELETE FROM audit_events WHERE seq = 4", ()))
 
 
-def _swap_rows(path: Path) -> None:
+def _swap_rows(db_url: str) -> None:
     swap = "UPDATE audit_events SET seq = ? WHERE seq = ?"
-    _as_attacker(path, (swap, (-1, 4)), (swap, (4, 7)), (swap, (7, -1)))
+    _as_attacker(db_url, (swap, (-1, 4)), (swap, (4, 7)), (swap, (7, -1)))
 
 
 @pytest.mark.parametrize(
     "tamper", [_edit_payload, _delete_middle, _swap_rows], ids=["edit", "delete", "reorder"]
 )
 def test_cli_verify_names_the_first_bad_seq(
-    ctx: Context, tether: Cli, db_url: str, tamper: Callable[[Path], None]
+    ctx: Context, tether: Cli, db_url: str, tamper: Callable[[str], None]
 ) -> None:
-    """With the triggers dropped, an edited payload, a deleted middle event or two swapped rows make
+    """With the triggers switched off, an edited payload, a deleted middle event or two swapped rows make
     `tether audit verify` exit 1 with one line on stderr naming seq 4, the first bad one."""
     _populate(ctx)
-    tamper(_db_file(db_url))
+    tamper(db_url)
     proc = tether.run("audit", "verify", expect=1)
     assert re.search(r"\bseq 4\b", _one_line(proc.stderr)), proc.stderr
 
@@ -469,7 +533,7 @@ def test_cli_head_is_the_last_event_and_catches_a_truncated_tail(
     assert (head["seq"], head["hash"]) == (last.seq, last.hash) == (10, last.hash)
     published = f"{head['seq']}:{head['hash']}"
     tether.run("audit", "verify", "--head", published)
-    _as_attacker(_db_file(db_url), ("DELETE FROM audit_events WHERE seq >= 9", ()))
+    _as_attacker(db_url, ("DELETE FROM audit_events WHERE seq >= 9", ()))
     proc = tether.run("audit", "verify", "--head", published, expect=1)
     assert "seq" in _one_line(proc.stderr)
 
@@ -480,9 +544,8 @@ def test_cli_verify_head_catches_a_consistently_rewritten_chain(
     """An attacker who rewrites an event and recomputes every later hash passes a plain verify, but
     `verify --head` with the published head exits 1 naming the head's seq."""
     _populate(ctx)
-    path = _db_file(db_url)
     old_seq, old_hash = audit.head(ctx)
-    events = _raw_events(path)
+    events = _raw_events(db_url)
     events[1]["payload"] = {"policy_overrides": {"max_missed_tp": 5}}
     prev = events[0]["hash"]
     for event in events[1:]:
@@ -490,7 +553,7 @@ def test_cli_verify_head_catches_a_consistently_rewritten_chain(
         prev = event["hash"]
     rewrite = "UPDATE audit_events SET payload = ?, prev_hash = ?, hash = ? WHERE seq = ?"
     _as_attacker(
-        path,
+        db_url,
         *[
             (rewrite, (json.dumps(e["payload"], sort_keys=True), e["prev_hash"], e["hash"], e["seq"]))
             for e in events[1:]

@@ -1,4 +1,5 @@
-"""The slice lifecycle end to end through the library on real SQLite in virtual time (DESIGN §1-§6)."""
+"""The slice lifecycle end to end through the library on a real database, SQLite or PostgreSQL, in virtual
+time (DESIGN §1-§6)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from conftest import T0, decision, iso, outcome
 from tether.domain.audit import AuditEvent
@@ -42,16 +44,20 @@ def footprint(ctx: Context) -> dict[str, Any]:
     """Row counts of everything a command may write, and every slice's cached counters."""
     with ctx.db.transaction(write=False) as conn:
         counts = {
-            table: conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one()
+            table: conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
             for table in ("decisions", "decision_slices", "outcomes", "audit_events", "kill_switches")
         }
-        rows = conn.exec_driver_sql(
-            "SELECT id, state, attempt, kill_switch_id, ev_decisions, ev_executed, ev_missed_tp, "
-            "ev_correct, ev_incorrect, ev_log_e_rb, ev_log_e_pr FROM slices ORDER BY id"
+        rows = conn.execute(
+            text(
+                "SELECT id, state, attempt, kill_switch_id, ev_decisions, ev_executed, ev_missed_tp, "
+                "ev_correct, ev_incorrect, ev_log_e_rb, ev_log_e_pr FROM slices ORDER BY id"
+            )
         ).all()
-        active_kills = conn.exec_driver_sql("SELECT COUNT(*) FROM kill_switches WHERE active").scalar_one()
-        latest = conn.exec_driver_sql(
-            "SELECT decision_id, out_disposition, out_source, first_review_seq FROM decisions ORDER BY pk"
+        active_kills = conn.execute(text("SELECT COUNT(*) FROM kill_switches WHERE active")).scalar_one()
+        latest = conn.execute(
+            text(
+                "SELECT decision_id, out_disposition, out_source, first_review_seq FROM decisions ORDER BY pk"
+            )
         ).all()
     return {
         "counts": counts,
@@ -63,8 +69,9 @@ def footprint(ctx: Context) -> dict[str, Any]:
 
 def stored_decision(ctx: Context, decision_id: str) -> dict[str, Any]:
     with ctx.db.transaction(write=False) as conn:
-        row = conn.exec_driver_sql(
-            "SELECT mode, execute, slice_ids FROM decisions WHERE decision_id = ?", (decision_id,)
+        row = conn.execute(
+            text("SELECT mode, execute, slice_ids FROM decisions WHERE decision_id = :id"),
+            {"id": decision_id},
         ).one()
     return {"mode": row[0], "execute": bool(row[1]), "slice_ids": json.loads(row[2])}
 
@@ -294,8 +301,8 @@ def test_outcome_by_tenant_and_alert_goes_to_the_latest_decision_on_that_alert(c
     assert result.accepted == 1
     assert (evidence(ctx, s.id)["reviewed"], evidence(ctx, s.id)["correct"]) == (1, 1)
     with ctx.db.transaction(write=False) as conn:
-        rows = conn.exec_driver_sql(
-            "SELECT d.decision_id FROM outcomes o JOIN decisions d ON d.pk = o.decision_pk"
+        rows = conn.execute(
+            text("SELECT d.decision_id FROM outcomes o JOIN decisions d ON d.pk = o.decision_pk")
         ).all()
     assert [r[0] for r in rows] == ["d-new"]
 
@@ -1090,7 +1097,7 @@ def test_recompute_finds_no_difference_then_repairs_a_corrupted_counter(ctx: Con
     assert clean.to_dict()["recompute"] == {"differences": [], "ok": True}
 
     with ctx.db.transaction(write=True) as conn:
-        conn.exec_driver_sql("UPDATE slices SET ev_correct = ev_correct + 5")
+        conn.execute(text("UPDATE slices SET ev_correct = ev_correct + 5"))
     assert evidence(ctx, acme)["correct"] == 20
     repaired = evaluate.evaluate(ctx, recompute=True)
     diffs = {d["slice_id"]: d for d in repaired.differences}
