@@ -1160,3 +1160,25 @@ def test_failing_outcome_batch_after_a_rollback_in_the_database_phase_leaves_no_
     assert footprint(ctx) == before
     assert state(ctx, sid) == "canary"
     assert events(ctx, "canary.rolled_back") == []
+
+
+def test_text_with_a_nul_character_is_refused_alike_on_every_database(ctx: Context) -> None:
+    """PostgreSQL cannot store U+0000 in text, so no database takes it: each way in refuses it as bad input
+    naming the field, and nothing is written."""
+    sid = lifecycle.create_slice(ctx, "tenant=acme").id
+    lifecycle.start_canary(ctx, sid, signed_off_by="lead", reason="pilot")
+    before = footprint(ctx)
+    attempts = {
+        "scope": lambda: lifecycle.create_slice(ctx, "tenant=a\x00b"),
+        "reason": lambda: kills.activate(ctx, "tenant=acme", "drill\x00"),
+        "decision_id": lambda: decide(ctx, [decision(1), decision("2\x00")]),
+        "tenant": lambda: decide(ctx, [decision(3, tenant="ac\x00me")]),
+        "source": lambda: record_outcomes(ctx, [outcome(1, source="rev\x00iew")]),
+    }
+    for name, attempt in attempts.items():
+        with pytest.raises(BadInput, match=f"{name}: must not contain the NUL character"):
+            attempt()
+    with pytest.raises(BadInput, match="reason: must not contain the NUL character"):
+        lifecycle.roll_back(ctx, sid, "bad\x00")
+    assert footprint(ctx) == before
+    assert state(ctx, sid) == "canary"

@@ -114,3 +114,13 @@ class AuditBroken(Refused):
 
 class Fenced(Refused):
     """An evaluator acted under an epoch that another replica's takeover has superseded."""
+
+
+NUL = "\x00"
+
+
+def refuse_nul(**fields: str | None) -> None:
+    """PostgreSQL cannot store U+0000 in text, so no database takes it: both behave alike."""
+    for name, value in fields.items():
+        if value is not None and NUL in value:
+            raise BadInput.at(name, "must not contain the NUL character (U+0000)")

@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from tether.domain.errors import BadInput
+from tether.domain.errors import BadInput, refuse_nul
 from tether.domain.model import DecisionIn, Disposition, OutcomeIn, Verdict
 from tether.domain.scope import SEVERITY, Dimensions
 from tether.domain.timefmt import parse_time
@@ -29,6 +29,7 @@ def _text(obj: Mapping[str, Any], name: str, required: bool = True) -> str | Non
         return None
     if not isinstance(value, str) or not value.strip():
         raise BadInput.at(name, "must be a non-empty string")
+    refuse_nul(**{name: value})
     return value
 
 

@@ -86,6 +86,8 @@ class Context:
     max_staleness: timedelta = timedelta(seconds=5)
     principal: Principal = ADMIN_CLI  # who asks: the CLI acts with admin rights on every tenant
     observer: Observer = field(default_factory=Observer)
+    # token hash -> (principal, monotonic time the database last confirmed it); see tokens.authenticate
+    confirmed_tokens: dict[str, tuple[Principal, float]] = field(default_factory=dict)
 
     def as_user(self, name: str) -> Context:
         """The same wiring and rights, recorded in the audit trail as another person."""

@@ -7,7 +7,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tether.domain.audit import EventType
-from tether.domain.errors import BadInput, CriteriaNotMet, DuplicateScope, Forbidden, NotFound
+from tether.domain.errors import (
+    BadInput,
+    CriteriaNotMet,
+    DuplicateScope,
+    Forbidden,
+    NotFound,
+    refuse_nul,
+)
 from tether.domain.evidence import Action, Judgement, Trigger, evidence_dict, rebuild_counters
 from tether.domain.model import (
     Counters,
@@ -119,6 +126,7 @@ def start_canary(
     override_cooldown: bool = False,
 ) -> Slice:
     """shadow → canary, on the go-live criteria (--if-ready) or an explicit sign-off by a person."""
+    refuse_nul(signed_off_by=signed_off_by, reason=reason)
     if not if_ready and not (signed_off_by and reason):
         raise BadInput.at("signed_off_by", "give --signed-off-by NAME and --reason TEXT, or --if-ready")
     if override_cooldown and not reason:
@@ -244,6 +252,7 @@ def promote(ctx: Context, slice_id: str, reason: str) -> Slice:
     """A forced promotion by an admin, with a reason."""
     if not reason.strip():
         raise BadInput.at("reason", "a forced promotion needs a reason")
+    refuse_nul(reason=reason)
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
         s = load_slice(ctx, tx, slice_id)
@@ -257,6 +266,7 @@ def roll_back(ctx: Context, slice_id: str, reason: str) -> Slice:
     """A manual rollback by an operator, with a reason."""
     if not reason.strip():
         raise BadInput.at("reason", "a rollback needs a reason")
+    refuse_nul(reason=reason)
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
         s = load_slice(ctx, tx, slice_id)
@@ -271,6 +281,7 @@ def reset(ctx: Context, slice_id: str, reason: str) -> Slice:
     """rolled_back → shadow; the same transaction deactivates the slice's rollback kill switch."""
     if not reason.strip():
         raise BadInput.at("reason", "a reset needs a reason")
+    refuse_nul(reason=reason)
     now = ctx.clock.now()
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)

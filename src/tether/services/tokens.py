@@ -5,17 +5,22 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
+
 from tether.domain.access import Principal, Role
 from tether.domain.audit import EventType
-from tether.domain.errors import BadInput, NotAllowed, NotFound
+from tether.domain.errors import BadInput, NotAllowed, NotFound, refuse_nul
 from tether.domain.timefmt import iso
 from tether.services.context import Context
 from tether.store.engine import retry_transient
 from tether.store.sql import EventSubject, Tx
+
+CONFIRMED_FOR = 900.0  # seconds a confirmed token is still recognised while the database is unreachable
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,7 @@ def create_token(
             "role", f"must be one of {', '.join(r.value for r in Role)}, got {role!r}"
         ) from None
     clean = [t.strip() for t in tenants or []]
+    refuse_nul(name=name, tenant="".join(clean))
     if any(not t for t in clean):
         raise BadInput.at("tenant", "a tenant name may not be empty")
     with ctx.db.transaction(write=True) as conn:
@@ -118,9 +124,24 @@ def revoke_token(ctx: Context, token_id: str) -> Token:
 
 
 def authenticate(ctx: Context, secret: str) -> Principal | None:
-    """The principal of an active token's secret, or None."""
-    with ctx.db.transaction(write=False) as conn:
-        row = Tx(conn).token_by_hash(hash_secret(secret))
+    """The principal of an active token's secret, or None.
+
+    Every call asks the database. When the database cannot answer, a token this process confirmed within
+    CONFIRMED_FOR is still recognised, so that the gate can keep answering from memory, and then `stale`
+    (everything else needs the database and answers 503 anyway).
+    """
+    digest = hash_secret(secret)
+    try:
+        with ctx.db.transaction(write=False) as conn:
+            row = Tx(conn).token_by_hash(digest)
+    except OperationalError:
+        known = ctx.confirmed_tokens.get(digest)
+        if known is None or time.monotonic() - known[1] > CONFIRMED_FOR:
+            raise
+        return known[0]
     if row is None or row["revoked_at"] is not None:
+        ctx.confirmed_tokens.pop(digest, None)
         return None
-    return Principal(row["id"], row["name"], Role(row["role"]), frozenset(json.loads(row["tenants"])))
+    principal = Principal(row["id"], row["name"], Role(row["role"]), frozenset(json.loads(row["tenants"])))
+    ctx.confirmed_tokens[digest] = (principal, time.monotonic())
+    return principal

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.pool import QueuePool
+
+from tether.domain.errors import BadInput
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _WRITE = "tether_write"
@@ -44,6 +46,8 @@ def retry_transient(work: Callable[P, R]) -> Callable[P, R]:
         for attempt in range(RETRIES):
             try:
                 return work(*args, **kwargs)
+            except DataError as exc:  # a value the database cannot hold: the caller's input, not a fault
+                raise BadInput(f"a value cannot be stored: {str(exc.orig).strip()}") from None
             except DBAPIError as exc:
                 if attempt == RETRIES - 1 or not is_transient(exc):
                     raise
