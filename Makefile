@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean screenshots
+.PHONY: demo test soak lint bench clean screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	sh scripts/postgres-up
 	$(BIN)/python -m pytest -q
+
+soak: $(STAMP)
+	sh scripts/postgres-up
+	TETHER_CRASH_ROUNDS=100 $(BIN)/python -m pytest -q -s tests/test_crash.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
