@@ -57,7 +57,8 @@ def bets_of(policy: Policy) -> Bets:
 
 
 def age_days(s: Slice, now: datetime) -> float:
-    if s.canary_started_at is None:
+    """Days since the current attempt's canary started; 0 in shadow (after a reset no attempt runs yet)."""
+    if s.canary_started_at is None or s.state is SliceState.SHADOW:
         return 0.0
     return max(0.0, (now - s.canary_started_at).total_seconds() / DAY_SECONDS)
 

@@ -15,7 +15,7 @@ _PAGE = 5_000
 
 def list_events(ctx: Context, filters: AuditFilter | None = None) -> list[AuditEvent]:
     """Events in seq order; a token limited to tenants sees only events whose scope names one of them."""
-    return [e for e in list_events_raw(ctx, filters) if _visible(ctx, e)]
+    return [e for e in list_events_raw(ctx, filters) if visible(ctx, e)]
 
 
 def page_events(ctx: Context, filters: AuditFilter, size: int) -> tuple[list[AuditEvent], int | None]:
@@ -28,7 +28,7 @@ def page_events(ctx: Context, filters: AuditFilter, size: int) -> tuple[list[Aud
     while True:
         chunk = list_events_raw(ctx, dataclasses.replace(filters, after_seq=after, limit=size))
         for event in chunk:
-            if _visible(ctx, event):
+            if visible(ctx, event):
                 found.append(event)
                 if len(found) == size:
                     return found, event.seq
@@ -37,7 +37,8 @@ def page_events(ctx: Context, filters: AuditFilter, size: int) -> tuple[list[Aud
         after = chunk[-1].seq
 
 
-def _visible(ctx: Context, event: AuditEvent) -> bool:
+def visible(ctx: Context, event: AuditEvent) -> bool:
+    """May the caller see this event: unrestricted tokens see all, others their tenants' events."""
     if not ctx.principal.restricted:
         return True
     return event.scope is not None and ctx.principal.sees_scope(scope_from_text(event.scope))

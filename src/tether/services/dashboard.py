@@ -15,7 +15,7 @@ from tether.domain.model import Answer, KillSwitch, SliceState
 from tether.domain.policy import Policy
 from tether.domain.scope import SEVERITY
 from tether.services import audit, gate, queries
-from tether.services.audit import _visible as visible_event
+from tether.services.audit import visible as visible_event
 from tether.services.context import Context, Observer
 from tether.services.lifecycle import effective_policy, load_slice
 from tether.store import activity
