@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -66,8 +67,16 @@ def age_days(s: Slice, now: datetime) -> float:
 def interval(reviews: EProcess, policy: Policy) -> tuple[float, float] | None:
     """The precision's 95% interval: a confidence sequence under `sequential`, Wilson otherwise."""
     if policy.evidence is EvidenceMethod.SEQUENTIAL:
-        return beta_binomial_cs(reviews.correct, reviews.incorrect, policy.prior_a, policy.prior_b, 0.05)
+        return _confidence_sequence(reviews.correct, reviews.incorrect, policy.prior_a, policy.prior_b)
     return wilson(reviews.correct, reviews.reviews)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _confidence_sequence(
+    correct: int, incorrect: int, prior_a: float, prior_b: float
+) -> tuple[float, float] | None:
+    # About 120 bisection steps a call; each evaluation cycle asks again for slices whose counts did not move.
+    return beta_binomial_cs(correct, incorrect, prior_a, prior_b, 0.05)
 
 
 def _rollback_precision(r: EProcess, policy: Policy) -> bool:
@@ -95,13 +104,80 @@ def _promote_precision(r: EProcess, policy: Policy) -> bool:
 
 
 def clean_reviews_to_promote(r: EProcess, policy: Policy) -> int | None:
-    """How many more correct reviews in a row the precision rule needs; None past a large cap."""
-    bets = bets_of(policy)
-    state = r
+    """How many more correct reviews in a row the precision rule needs; None past a large cap.
+
+    Exactly what stepping `EProcess.update(True, ...)` until `_promote_precision` holds would give, with
+    the same float operations in the same order, but without building a state per step; the answers
+    are cached per (counters, the policy fields the rule reads), as many slices share their counters.
+    """
+    if policy.evidence is EvidenceMethod.SEQUENTIAL:
+        return _clean_sequential(
+            r.correct,
+            r.incorrect,
+            r.log_e_pr,
+            policy.prior_a,
+            policy.prior_b,
+            policy.rollback_below_precision,
+            policy.promote_min_precision,
+            policy.alpha_promote,
+        )
+    if policy.evidence is EvidenceMethod.POINT:
+        return _clean_point(
+            r.correct, r.incorrect, policy.min_reviews_to_promote, policy.promote_min_precision
+        )
+    return _clean_sprt(r.correct, r.incorrect, bets_of(policy), policy.alpha_promote, policy.alpha_rollback)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _clean_sequential(  # noqa: PLR0913 - the cache key is exactly what the rule reads
+    correct: int,
+    incorrect: int,
+    log_e_pr: float,
+    prior_a: float,
+    prior_b: float,
+    rollback_at: float,
+    promote_at: float,
+    alpha: float,
+) -> int | None:
+    # The p_hat test and `crossed` of _promote_precision, and the log_e_pr step of EProcess.update, inlined.
+    limit = math.log(1 / alpha) - 1e-12
+    m = rollback_at
+    bets_on = 0 < m < 1
+    scale = m * (1 - m)
+    prior = prior_a + prior_b
+    reviews = correct + incorrect
+    log_pr = log_e_pr
     for k in range(_CLEAN_REVIEW_CAP + 1):
-        if _promote_precision(state, policy):
+        if reviews and correct / reviews >= promote_at and log_pr >= limit:
             return k
-        state = state.update(True, bets)
+        mu = (prior_a + correct) / (prior + reviews)
+        lam = max((mu - m) / scale, 0.0) if bets_on else 0.0
+        log_pr = log_pr + math.log1p(lam * (1.0 - m))
+        correct += 1
+        reviews += 1
+    return None
+
+
+@functools.lru_cache(maxsize=4_096)
+def _clean_point(correct: int, incorrect: int, min_reviews: int, promote_at: float) -> int | None:
+    reviews = correct + incorrect
+    for k in range(_CLEAN_REVIEW_CAP + 1):
+        if reviews and reviews >= min_reviews and correct / reviews >= promote_at:
+            return k
+        correct += 1
+        reviews += 1
+    return None
+
+
+@functools.lru_cache(maxsize=4_096)
+def _clean_sprt(
+    correct: int, incorrect: int, bets: Bets, alpha_promote: float, alpha_rollback: float
+) -> int | None:
+    _, high = sprt_bounds(alpha_promote, alpha_rollback)
+    for k in range(_CLEAN_REVIEW_CAP + 1):
+        if correct + incorrect and sprt_llr(correct, incorrect, bets) >= high:
+            return k
+        correct += 1
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +12,8 @@ from tether.domain.audit import EventType
 from tether.domain.errors import Fenced
 from tether.domain.evidence import Action, judge
 from tether.domain.model import LIVE_STATES, Counters, Slice
-from tether.services.context import Context
+from tether.domain.policy import Policy
+from tether.services.context import Context, global_policy
 from tether.services.lifecycle import (
     effective_policy,
     emit,
@@ -77,8 +79,22 @@ def recompute_in(tx: Tx) -> list[dict[str, Any]]:
     return differences
 
 
-def _act(ctx: Context, tx: Tx, s: Slice) -> dict[str, Any]:
-    policy = effective_policy(tx, s)
+class _Policies:
+    """Each slice's policy in one cycle: the global policy read once, merged once per distinct override."""
+
+    def __init__(self, tx: Tx) -> None:
+        self.base = global_policy(tx)
+        self.merged: dict[str, Policy] = {}
+
+    def of(self, s: Slice) -> Policy:
+        key = json.dumps(s.policy_overrides, sort_keys=True)
+        found = self.merged.get(key)
+        if found is None:
+            found = self.merged[key] = self.base.merged(s.policy_overrides)
+        return found
+
+
+def _act(ctx: Context, tx: Tx, s: Slice, policy: Policy) -> dict[str, Any]:
     verdict = judge(s, policy, ctx.clock.now())
     result = {
         "slice_id": s.id,
@@ -119,5 +135,6 @@ def evaluate(ctx: Context, recompute: bool = False, epoch: int | None = None) ->
             raise Fenced(f"evaluator epoch {epoch} was superseded by epoch {current}")
         differences = recompute_in(tx) if recompute else []
         live = [s for s in tx.slices(lock=True) if s.state in LIVE_STATES]
-        results = [_act(ctx, tx, s) for s in live]
+        policies = _Policies(tx)
+        results = [_act(ctx, tx, s, policies.of(s)) for s in live]
     return EvaluationResult(results, differences, recompute)
