@@ -17,7 +17,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	sh scripts/postgres-up
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not serial"
+	$(BIN)/python -m pytest -q -m serial
 
 soak: $(STAMP)
 	sh scripts/postgres-up

@@ -37,6 +37,9 @@ from tether.services.context import Context, FixedClock
 from tether.services.leader import LOCK_NAME, Leadership
 from tether.store import tables
 
+# These measure time across processes (propagation, staleness, failover): run alone, not beside others.
+pytestmark = pytest.mark.serial
+
 T = TypeVar("T")
 PROPAGATE_WITHIN = 1.0  # seconds: DESIGN §6, a change reaches the other replicas' gates
 PATIENCE = 15.0  # seconds: how long a wait goes on (to measure a slow case) before it fails

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy.exc import OperationalError
 
 from tether import web
 from tether.api import admin, errors, ingest, logs, metrics, slices
@@ -111,14 +112,23 @@ class PeriodicTask:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        unreachable = False
         while not self._stop.wait(self.every):
             try:
                 self.work()
                 self.last_run = time.monotonic()
             except Standby:
                 self.last_run = None
+            except OperationalError as exc:  # the database is down: say so once, not every cycle
+                if not unreachable:
+                    log.warning("%s paused: database unavailable: %s", self.name, str(exc.orig).strip())
+                unreachable = True
+                continue
             except Exception:  # keep the loop alive: the next cycle retries, and the error is logged
                 log.exception("%s cycle failed", self.name)
+            if unreachable:
+                log.info("%s resumed: the database answers again", self.name)
+                unreachable = False
 
 
 def _system(ctx: Context) -> Context:

@@ -46,7 +46,8 @@ class Leadership:
         try:
             held = self._still_held() if self.epoch is not None else self._take()
         except (SQLAlchemyError, OSError) as exc:
-            log.warning("evaluator lock unavailable: %s", exc)
+            if self.epoch is not None:
+                log.warning("evaluator lock unavailable: %s", exc)
             held = False
         if not held:
             if self.epoch is not None:
