@@ -16,6 +16,7 @@ from tether.domain.errors import (
     refuse_nul,
 )
 from tether.domain.evidence import Action, Judgement, Trigger, evidence_dict, rebuild_counters
+from tether.domain.gate import GateView, key_of
 from tether.domain.model import (
     Counters,
     KillSwitch,
@@ -30,6 +31,7 @@ from tether.domain.scope import parse_scope
 from tether.domain.shadow import ShadowEvidence, go_live_unmet, shadow_evidence
 from tether.domain.views import kill_switch_dict
 from tether.services.context import Context, global_policy
+from tether.services.gate import _gate_slice as gate_slice
 from tether.store.engine import retry_transient
 from tether.store.sql import EventSubject, Tx
 
@@ -185,7 +187,7 @@ def roll_back_in(
     tx.insert_kill_switch(kill)
     rolled = dataclasses.replace(s, state=SliceState.ROLLED_BACK, rolled_back_at=now, kill_switch_id=kill.id)
     tx.save_slice(rolled)
-    silenced = [o.id for o in tx.slices() if o.scope.refines(s.scope)]
+    silenced = tx.refining_slice_ids(s.scope)
     shot = snapshot(s, policy, now)
     trigger = (judgement.trigger or Trigger.MANUAL).value
     emit(
@@ -205,6 +207,32 @@ def roll_back_in(
     emit(ctx, tx, EventType.KILL_SWITCH_ACTIVATED, rolled, {"kill_switch": kill_switch_dict(kill), **shot})
     tx.bump_version()
     return rolled, kill
+
+
+def note_rollbacks_in_gate(
+    ctx: Context, version: int, rolled: list[tuple[Slice, Policy, KillSwitch]]
+) -> None:
+    """After a commit whose only gate changes were `rolled` (one version bump each, ending at `version`):
+    bring this process's gate view forward without rebuilding it from the database.
+
+    Only a view of exactly the version before those bumps is patched; any other view is left for the
+    gate to rebuild as usual, as is a kill switch on a scope that already has one (which of the two
+    the gate names depends on activation times the view does not hold).
+    """
+    cache = ctx.gate
+    with cache.lock:
+        view = cache.view
+        if view is None or view.version != version - len(rolled):
+            return
+        slices = dict(view.slices)
+        kills = dict(view.kills)
+        for s, policy, kill in rolled:
+            key = key_of(s.scope, ctx.dims)
+            if key not in slices or slices[key].id != s.id or key in kills:
+                return
+            slices[key] = gate_slice(s, policy)
+            kills[key] = kill.id
+        cache.view = GateView(ctx.dims, slices, kills, view.tenants_start_in_shadow, version)
 
 
 def restart_in(ctx: Context, tx: Tx, s: Slice, policy: Policy, model_version: str) -> Slice:
@@ -273,7 +301,10 @@ def roll_back(ctx: Context, slice_id: str, reason: str) -> Slice:
         require_transition(s, Transition.ROLL_BACK)
         policy = effective_policy(tx, s)
         judgement = Judgement(Action.ROLLBACK, (f"manual: {reason}",), Trigger.MANUAL)
-        return roll_back_in(ctx, tx, s, policy, judgement)[0]
+        rolled, kill = roll_back_in(ctx, tx, s, policy, judgement)
+        version = tx.version()
+    note_rollbacks_in_gate(ctx, version, [(rolled, policy, kill)])
+    return rolled
 
 
 @retry_transient

@@ -9,11 +9,17 @@ from typing import Any
 from tether.domain.errors import BadInput, TooLarge
 from tether.domain.evidence import REVIEW_SOURCE, bets_of, check_rollback, counts_as_review, review_value
 from tether.domain.inputs import parse_outcome
-from tether.domain.model import LIVE_STATES, Disposition, OutcomeIn, Slice
+from tether.domain.model import LIVE_STATES, Disposition, KillSwitch, OutcomeIn, Slice
 from tether.domain.policy import Policy
 from tether.services.context import Context
 from tether.services.decide import MAX_BATCH
-from tether.services.lifecycle import effective_policy, note_dry_run, recount, roll_back_in
+from tether.services.lifecycle import (
+    effective_policy,
+    note_dry_run,
+    note_rollbacks_in_gate,
+    recount,
+    roll_back_in,
+)
 from tether.store.engine import retry_transient
 from tether.store.sql import Grant, StoredDecision, Tx
 
@@ -77,6 +83,7 @@ class _Batch:
         self.slices: dict[str, Slice] = {}
         self.policies: dict[str, Policy] = {}
         self.actions: list[dict[str, Any]] = []
+        self.rolled: list[tuple[Slice, Policy, KillSwitch]] = []
 
     def slice(self, slice_id: str) -> tuple[Slice, Policy]:
         if slice_id not in self.slices:
@@ -104,6 +111,7 @@ class _Batch:
                 continue
             s, kill = roll_back_in(self.ctx, self.tx, s, policy, judgement)
             self.slices[s.id] = s
+            self.rolled.append((s, policy, kill))
             self.actions.append(
                 {
                     "action": "rollback",
@@ -187,4 +195,7 @@ def record_outcomes(ctx: Context, items: list[Any]) -> OutcomesResult:
             ]
         )
         work.save()
+        version = tx.version() if work.rolled else 0
+    if work.rolled:  # committed: this process's gate answers `killed` without rebuilding its view
+        note_rollbacks_in_gate(ctx, version, work.rolled)
     return OutcomesResult(len(batch), work.actions)

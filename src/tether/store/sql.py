@@ -239,6 +239,14 @@ class Tx:
             query = query.with_for_update()
         return [self._slice(r) for r in self.conn.execute(query)]
 
+    def refining_slice_ids(self, scope: Scope) -> list[str]:
+        """Ids of the slices whose scope strictly refines `scope`, oldest first (reads id and scope only)."""
+        query = select(t.slices.c.id, t.slices.c.scope).order_by(t.slices.c.created_at, t.slices.c.id)
+        for dim, value in scope.pairs:  # a refining scope holds every pair: narrow by text, decide below
+            pattern = f"{dim}={value}".replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(t.slices.c.scope.like(f"%{pattern}%", escape="\\"))
+        return [row.id for row in self.conn.execute(query) if scope_from_text(row.scope).refines(scope)]
+
     def slice(self, slice_id: str, lock: bool = False) -> Slice | None:
         found = self.slices([slice_id], lock=lock)
         return found[0] if found else None
