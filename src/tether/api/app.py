@@ -20,6 +20,7 @@ from tether.api.errors import envelope
 from tether.domain.access import Principal, Role
 from tether.domain.model import SYSTEM
 from tether.services import evaluate, webhooks
+from tether.services.batching import GroupCommit
 from tether.services.context import Context
 from tether.services.leader import Leadership
 from tether.services.watch import GateWatcher
@@ -171,6 +172,7 @@ def create_app(
         else None
     )
     tasks = [t for t in (evaluator, courier) if t is not None]
+    committer = GroupCommit(ctx.db)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -187,6 +189,7 @@ def create_app(
                 watcher.stop()
             if leadership is not None:
                 leadership.release()
+            committer.stop()
             ctx.db.dispose()
 
     app = FastAPI(
@@ -197,6 +200,7 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.leadership = leadership
+    app.state.committer = committer
     errors.install(app)
     metrics.install(
         app,

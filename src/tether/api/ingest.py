@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Request
 
 from tether.api import schemas
 from tether.api.auth import needs
 from tether.domain.access import Permission
 from tether.services import decide, gate, outcomes
+from tether.services.batching import GroupCommit
 from tether.services.context import Context
 
 router = APIRouter(prefix="/v1", tags=["ingest"], responses=schemas.ERRORS)
@@ -23,9 +24,10 @@ _INGEST = needs(Permission.INGEST)
     summary="Resolve and record the agent's decisions (one round trip: what tether answers is what runs)",
 )
 def post_decisions(
-    items: list[dict[str, Any]] = Body(...), ctx: Context = Depends(_INGEST)
+    request: Request, items: list[dict[str, Any]] = Body(...), ctx: Context = Depends(_INGEST)
 ) -> dict[str, Any]:
-    return {"results": [a.to_dict() for a in decide.decide(ctx, items)]}
+    committer: GroupCommit = request.app.state.committer  # concurrent requests share one commit
+    return {"results": [a.to_dict() for a in committer.decide(ctx, items)]}
 
 
 @router.post(

@@ -109,25 +109,38 @@ def decide(ctx: Context, items: list[Any]) -> list[DecisionAnswer]:
     batch = parse_batch(items, ctx)
     ctx.principal.require_tenants(d.tenant for d in batch)
     with ctx.db.transaction(write=True) as conn:
-        tx = Tx(conn)
-        known = tx.decisions_by_id([d.decision_id for d in batch])
-        answers: dict[str, Answer] = {}
-        fresh: list[tuple[DecisionIn, Answer]] = []
-        resolver = _Resolver(ctx, tx)
-        for index, d in enumerate(batch):
-            stored = known.get(d.decision_id)
-            if stored is not None:
-                if stored.body != d.body:
-                    raise ReplayConflict(
-                        f"item {index}: decision_id: {d.decision_id!r} was recorded with a different body",
-                        index,
-                    )
-                answers[d.decision_id] = stored.answer
-            elif d.decision_id not in answers:
-                answer = resolver.answer(d)
-                answers[d.decision_id] = answer
-                fresh.append((d, answer))
-        _record(tx, fresh, resolver.now)
+        answers, fresh = decide_in(ctx, Tx(conn), batch)
+    observe(ctx, fresh)
+    return answers
+
+
+def decide_in(
+    ctx: Context, tx: Tx, batch: list[DecisionIn]
+) -> tuple[list[DecisionAnswer], list[tuple[DecisionIn, Answer]]]:
+    """Answer and record a parsed batch inside an open transaction; the answers, and the new decisions."""
+    known = tx.decisions_by_id([d.decision_id for d in batch])
+    answers: dict[str, Answer] = {}
+    fresh: list[tuple[DecisionIn, Answer]] = []
+    resolver = _Resolver(ctx, tx)
+    for index, d in enumerate(batch):
+        stored = known.get(d.decision_id)
+        if stored is not None:
+            if stored.body != d.body:
+                raise ReplayConflict(
+                    f"item {index}: decision_id: {d.decision_id!r} was recorded with a different body",
+                    index,
+                )
+            answers[d.decision_id] = stored.answer
+        elif d.decision_id not in answers:
+            answer = resolver.answer(d)
+            answers[d.decision_id] = answer
+            fresh.append((d, answer))
+    _record(tx, fresh, resolver.now)
+    return [DecisionAnswer(d.decision_id, answers[d.decision_id]) for d in batch], fresh
+
+
+def observe(ctx: Context, fresh: list[tuple[DecisionIn, Answer]]) -> None:
+    """Count committed answers by mode, and the gate's failures, for the metrics."""
     modes: dict[str, int] = defaultdict(int)
     for _, answer in fresh:
         modes[answer.mode.value] += 1
@@ -135,7 +148,6 @@ def decide(ctx: Context, items: list[Any]) -> list[DecisionAnswer]:
             ctx.observer.gate_failed(answer.reason)
     for mode, n in modes.items():
         ctx.observer.answered(mode, n)
-    return [DecisionAnswer(d.decision_id, answers[d.decision_id]) for d in batch]
 
 
 def _record(tx: Tx, fresh: list[tuple[DecisionIn, Answer]], now: Any) -> None:

@@ -1,0 +1,236 @@
+"""Group commit: concurrent decide requests of one process recorded in one durable transaction.
+
+Every request still stands alone: it runs in a savepoint of its own, so its replay conflict, bad value or
+fault rolls back only its own work and is answered to it alone, while its neighbours commit. Nothing is
+answered before the shared commit returns. One committer thread per process takes whatever queued while
+the previous commit ran, so a lone request waits for nobody and a crowd shares one flush of the disk.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DataError, DBAPIError
+
+from tether.domain.errors import BadInput
+from tether.domain.model import Answer, DecisionIn
+from tether.services.context import Context
+from tether.services.decide import MAX_BATCH, DecisionAnswer, decide_in, observe, parse_batch
+from tether.store.engine import RETRIES, Database, is_transient
+from tether.store.sql import Tx
+
+
+@dataclass
+class _Request:
+    """One caller's parsed batch, waiting for the group it joins to commit."""
+
+    ctx: Context
+    batch: list[DecisionIn]
+    done: threading.Event = field(default_factory=threading.Event)
+    answers: list[DecisionAnswer] = field(default_factory=list)
+    fresh: list[tuple[DecisionIn, Answer]] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+class _GroupFailed(Exception):
+    """The shared transaction cannot go on: every request of the group gets this cause."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _as_exception(error: BaseException) -> Exception:
+    return error if isinstance(error, Exception) else RuntimeError(str(error))
+
+
+class GroupCommit:
+    """`decide` for many threads at once, each request all or nothing, sharing commits."""
+
+    def __init__(self, db: Database, max_items: int = MAX_BATCH) -> None:
+        self.db, self.max_items = db, max_items
+        self._queue: deque[_Request] = deque()
+        self._ready = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def decide(self, ctx: Context, items: list[Any]) -> list[DecisionAnswer]:
+        """What `services.decide.decide` answers, or raises, for these items; recorded in a shared commit."""
+        batch = parse_batch(items, ctx)  # bad input is refused here, before joining any group
+        ctx.principal.require_tenants(d.tenant for d in batch)
+        request = _Request(ctx, batch)
+        with self._ready:
+            if self._stopping:
+                raise RuntimeError("the server is shutting down")
+            self._queue.append(request)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="tether-group-commit", daemon=True)
+                self._thread.start()
+            self._ready.notify()
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        observe(ctx, request.fresh)
+        return request.answers
+
+    def decide_together(
+        self, calls: list[tuple[Context, list[Any]]]
+    ) -> list[list[DecisionAnswer] | Exception]:
+        """Several callers' batches recorded as one group, in this thread: each one's answers or error."""
+        requests: list[_Request] = []
+        out: list[list[DecisionAnswer] | Exception] = []
+        for ctx, items in calls:
+            try:
+                batch = parse_batch(items, ctx)
+                ctx.principal.require_tenants(d.tenant for d in batch)
+            except Exception as exc:
+                out.append(exc)
+                continue
+            requests.append(_Request(ctx, batch))
+            out.append([])
+        self._commit(requests)
+        queued = iter(requests)
+        for i, result in enumerate(out):
+            if isinstance(result, list):
+                request = next(queued)
+                if request.error is None:
+                    observe(request.ctx, request.fresh)
+                out[i] = request.answers if request.error is None else _as_exception(request.error)
+        return out
+
+    def stop(self) -> None:
+        """Finish the groups already queued, then let the committer thread end."""
+        with self._ready:
+            self._stopping = True
+            self._ready.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._queue and not self._stopping:
+                    self._ready.wait()
+                if not self._queue:
+                    return
+                group = self._take()
+            self._commit(group)
+
+    def _take(self) -> list[_Request]:
+        """Everything queued, in arrival order, up to about `max_items` decisions (at least one request)."""
+        group = [self._queue.popleft()]
+        items = len(group[0].batch)
+        while self._queue and items + len(self._queue[0].batch) <= self.max_items:
+            items += len(self._queue[0].batch)
+            group.append(self._queue.popleft())
+        return group
+
+    def _commit(self, group: list[_Request]) -> None:
+        """Run the group in one transaction, again from the start when concurrent writers collided."""
+        try:
+            for attempt in range(RETRIES):
+                try:
+                    self._once(group)
+                    break
+                except DBAPIError as exc:
+                    if attempt == RETRIES - 1 or not is_transient(exc):
+                        raise
+                    time.sleep(random.uniform(0, 0.005 * 2**attempt))
+        except _GroupFailed as failed:
+            self._fail(group, failed.cause)
+        except BaseException as exc:  # the commit itself failed: nothing of the group is recorded
+            self._fail(group, exc)
+        for request in group:
+            request.done.set()
+
+    def _fail(self, group: list[_Request], exc: BaseException) -> None:
+        error = (
+            BadInput(f"a value cannot be stored: {str(exc.orig).strip()}")
+            if isinstance(exc, DataError)
+            else exc
+        )
+        for request in group:
+            request.error, request.answers, request.fresh = error, [], []
+        self._forget_view(group)
+
+    def _once(self, group: list[_Request]) -> None:
+        for request in group:
+            request.error, request.answers, request.fresh = None, [], []
+        with self.db.transaction(write=True) as conn:
+            tx = Tx(conn)
+            if len(group) > 1 and self._all_at_once(conn, tx, group):
+                return
+            for request in group:
+                self._one(conn, tx, request)
+
+    def _all_at_once(self, conn: Connection, tx: Tx, group: list[_Request]) -> bool:
+        """The common case in one pass (one read of known ids, one insert): requests of one caller naming
+        distinct decisions. Any error undoes the pass, and the requests then run one savepoint each."""
+        first = group[0].ctx
+        owner: dict[int, _Request] = {}
+        names: set[str] = set()
+        for request in group:
+            if request.ctx.actor != first.actor or request.ctx.principal != first.principal:
+                return False
+            ids = {d.decision_id for d in request.batch}
+            if not names.isdisjoint(ids):
+                return False  # a replay within the group: each request answers on its own
+            names |= ids
+            owner.update((id(d), request) for d in request.batch)
+        savepoint = conn.begin_nested()
+        try:
+            answers, fresh = decide_in(first, tx, [d for r in group for d in r.batch])
+        except DBAPIError as exc:
+            if is_transient(exc):
+                raise
+            savepoint.rollback()
+            return False
+        except Exception:  # someone's error: found again, and answered to it alone, one by one
+            savepoint.rollback()
+            return False
+        savepoint.commit()
+        at = 0
+        for request in group:
+            request.answers = answers[at : at + len(request.batch)]
+            at += len(request.batch)
+        for d, answer in fresh:
+            owner[id(d)].fresh.append((d, answer))
+        return True
+
+    def _one(self, conn: Connection, tx: Tx, request: _Request) -> None:
+        """One request in its own savepoint: its error undoes its own work only."""
+        savepoint = conn.begin_nested()
+        try:
+            request.answers, request.fresh = decide_in(request.ctx, tx, request.batch)
+        except DBAPIError as exc:
+            if is_transient(exc):
+                raise  # the whole group runs again
+            savepoint.rollback()
+            if not isinstance(exc, DataError):
+                raise _GroupFailed(exc) from exc  # the connection may be unusable: fail the group
+            request.error = BadInput(f"a value cannot be stored: {str(exc.orig).strip()}")
+        except Exception as exc:  # a request's own refusal or fault is answered to it alone
+            savepoint.rollback()
+            request.error = exc
+        else:
+            savepoint.commit()
+            return
+        request.answers, request.fresh = [], []
+        self._forget_view([request], tx.version())
+
+    @staticmethod
+    def _forget_view(requests: list[_Request], version: int | None = None) -> None:
+        # A request may have rebuilt the gate's view from changes that were then rolled back (a slice
+        # restarted by a new model): the gate reads the database again rather than trust that view.
+        for request in requests:
+            cache = request.ctx.gate
+            with cache.lock:
+                if cache.view is not None and cache.view.version != version:
+                    cache.view = None
