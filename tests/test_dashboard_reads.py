@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,8 @@ from tether.domain.access import Principal, Role
 from tether.domain.errors import BadInput
 from tether.services import dashboard, decide, kills, lifecycle, outcomes, tokens
 from tether.services.context import Context, FixedClock
-from tether.store.sql import AuditFilter
+from tether.store.sql import AuditFilter, Tx
+from tether.web import session
 
 
 def _canary_with_reviews(ctx: Context) -> str:
@@ -115,3 +117,20 @@ def test_a_session_rests_on_an_active_token(ctx: Context) -> None:
     tokens.revoke_token(ctx, token.id)
     assert dashboard.session_of(ctx, token.id) is None
     assert dashboard.session_of(ctx, "tok_missing") is None
+
+
+def test_with_a_session_secret_reading_the_database_is_not_enough_to_make_a_cookie(ctx: Context) -> None:
+    """With TETHER_SESSION_SECRET set, a cookie signed from what the database holds (the token's stored hash)
+    is refused, while one the server issued is accepted; without the secret the two are the same cookie."""
+    token, _ = tokens.create_token(ctx, "admin", name="lead")
+    with ctx.db.transaction(write=False) as conn:
+        stored_hash = Tx(conn).token(token.id)["secret_hash"]  # type: ignore[index]
+    forged = session.issue(token.id, f"\x1f{stored_hash}")
+    assert session.read(ctx, forged) is not None  # no secret set: the stored hash is the whole key
+    served = dataclasses.replace(ctx, session_secret="s3cret-shared-by-every-replica")
+    assert session.read(served, forged) is None
+    found = dashboard.session_of(served, token.id)
+    assert found is not None
+    issued = session.issue(token.id, found.key_material)
+    read = session.read(served, issued)
+    assert read is not None and read.principal.id == token.id

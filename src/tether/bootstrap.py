@@ -22,4 +22,5 @@ def build(settings: Settings, *, clock: Clock | None = None, rng: random.Random 
         actor=Actor(ActorType.USER, settings.actor),
         ids=Ids(rng),
         max_staleness=timedelta(seconds=settings.max_staleness_seconds),
+        session_secret=settings.session_secret,
     )

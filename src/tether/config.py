@@ -28,6 +28,9 @@ class Settings:
     webhook_max_attempts: int = 8  # then a delivery is dead-lettered
     webhook_backoff_seconds: float = 1.0  # first retry delay, doubled at each attempt
     log_format: str = "text"  # text or json
+    # Keys dashboard session cookies together with the token's stored hash: set it (the same on every
+    # replica) so that someone who can only read the database cannot make a session cookie.
+    session_secret: str = ""
 
 
 def _dimensions(env: dict[str, str]) -> Dimensions:
@@ -72,6 +75,7 @@ def from_env(db: str | None = None, actor: str | None = None, now: str | None = 
         webhook_max_attempts=int(_number(env, "TETHER_WEBHOOK_MAX_ATTEMPTS", 8)),
         webhook_backoff_seconds=_number(env, "TETHER_WEBHOOK_BACKOFF_SECONDS", 1.0),
         log_format=_choice(env, "TETHER_LOG_FORMAT", ("text", "json")),
+        session_secret=env.get("TETHER_SESSION_SECRET", ""),
     )
 
 

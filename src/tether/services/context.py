@@ -86,6 +86,7 @@ class Context:
     max_staleness: timedelta = timedelta(seconds=5)
     principal: Principal = ADMIN_CLI  # who asks: the CLI acts with admin rights on every tenant
     observer: Observer = field(default_factory=Observer)
+    session_secret: str = ""  # TETHER_SESSION_SECRET: dashboard cookies are keyed with it (web.session)
     # token hash -> (principal, monotonic time the database last confirmed it); see tokens.authenticate
     confirmed_tokens: dict[str, tuple[Principal, float]] = field(default_factory=dict)
 

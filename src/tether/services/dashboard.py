@@ -66,7 +66,8 @@ class GateExplained:
 
 @dataclass(frozen=True)
 class Session:
-    """What a dashboard session rests on: the token's principal and the hash that keys its cookie."""
+    """What a dashboard session rests on: the token's principal, and what keys its cookie (the server's
+    session secret, when one is set, and the token's stored hash)."""
 
     principal: Principal
     key_material: str
@@ -79,7 +80,8 @@ def session_of(ctx: Context, token_id: str) -> Session | None:
     if row is None or row["revoked_at"] is not None:
         return None
     tenants = frozenset(str(t) for t in json.loads(row["tenants"]))
-    return Session(Principal(row["id"], row["name"], Role(row["role"]), tenants), str(row["secret_hash"]))
+    principal = Principal(row["id"], row["name"], Role(row["role"]), tenants)
+    return Session(principal, f"{ctx.session_secret}\x1f{row['secret_hash']}")
 
 
 def overview(ctx: Context, state: str | None = None, tenant: str | None = None) -> Overview:
