@@ -21,12 +21,13 @@ def list_events(ctx: Context, filters: AuditFilter | None = None) -> list[AuditE
 def page_events(ctx: Context, filters: AuditFilter, size: int) -> tuple[list[AuditEvent], int | None]:
     """One page of the events the caller may see, and the cursor of the next page (None at the end).
 
-    A token limited to tenants skips others' events, so the scan reads on until the page is full.
+    The cursor is the last seq given: pass it as `after_seq` (or `before_seq` when `newest_first`). A token
+    limited to tenants skips others' events, so the scan reads on until the page is full.
     """
     found: list[AuditEvent] = []
-    after = filters.after_seq
+    scan = dataclasses.replace(filters, limit=size)
     while True:
-        chunk = list_events_raw(ctx, dataclasses.replace(filters, after_seq=after, limit=size))
+        chunk = list_events_raw(ctx, scan)
         for event in chunk:
             if visible(ctx, event):
                 found.append(event)
@@ -34,7 +35,12 @@ def page_events(ctx: Context, filters: AuditFilter, size: int) -> tuple[list[Aud
                     return found, event.seq
         if len(chunk) < size:
             return found, None
-        after = chunk[-1].seq
+        last = chunk[-1].seq
+        scan = (
+            dataclasses.replace(scan, before_seq=last)
+            if scan.newest_first
+            else dataclasses.replace(scan, after_seq=last)
+        )
 
 
 def visible(ctx: Context, event: AuditEvent) -> bool:

@@ -15,7 +15,6 @@ from tether.domain.model import Answer, KillSwitch, SliceState
 from tether.domain.policy import Policy
 from tether.domain.scope import SEVERITY
 from tether.services import audit, gate, queries
-from tether.services.audit import visible as visible_event
 from tether.services.context import Context, Observer
 from tether.services.lifecycle import effective_policy, load_slice
 from tether.store import activity
@@ -97,9 +96,10 @@ def overview(ctx: Context, state: str | None = None, tenant: str | None = None) 
     with ctx.db.transaction(write=False) as conn:
         for s in chosen:
             if s["state"] == SliceState.ROLLED_BACK.value:
-                found = activity.events_before(
-                    conn, AuditFilter(slice_id=s["id"], type=EventType.CANARY_ROLLED_BACK.value), None, 1
+                last = AuditFilter(
+                    slice_id=s["id"], type=EventType.CANARY_ROLLED_BACK.value, limit=1, newest_first=True
                 )
+                found = Tx(conn).events(last)
                 reasons[s["id"]] = [str(r) for r in found[0].payload.get("reasons", [])] if found else []
     return Overview(chosen, queries.list_kill_switches(ctx, active_only=True), tenants, reasons)
 
@@ -121,7 +121,8 @@ def slice_history(ctx: Context, slice_id: str) -> SliceHistory:
         view = queries.slice_view(tx, s, now)
         days = activity.daily_counts(conn, s.id, s.attempt) if s.attempt else []
         points = _precision_per_day(tx, s.id, s.attempt, effective_policy(tx, s)) if s.attempt else []
-        events = list(reversed(activity.events_before(conn, AuditFilter(slice_id=s.id), None, 500)))
+        newest = AuditFilter(slice_id=s.id, limit=500, newest_first=True)
+        events = list(reversed(tx.events(newest)))
     return SliceHistory(view, days, points, _this_attempt(events, s.attempt))
 
 
@@ -162,19 +163,8 @@ def recent_events(
     ctx: Context, filters: AuditFilter, before_seq: int | None, size: int
 ) -> tuple[list[AuditEvent], int | None]:
     """A page of the events the caller may see, newest first, and the seq to continue below (None: done)."""
-    found: list[AuditEvent] = []
-    below = before_seq
-    with ctx.db.transaction(write=False) as conn:
-        while True:
-            chunk = activity.events_before(conn, filters, below, size)
-            for event in chunk:
-                if visible_event(ctx, event):
-                    found.append(event)
-                    if len(found) == size:
-                        return found, event.seq
-            if len(chunk) < size:
-                return found, None
-            below = chunk[-1].seq
+    newest = dataclasses.replace(filters, before_seq=before_seq, newest_first=True)
+    return audit.page_events(ctx, newest, size)
 
 
 def chain_status(ctx: Context) -> ChainReport | None:

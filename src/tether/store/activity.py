@@ -8,9 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, case, func, select
 
-from tether.domain.audit import AuditEvent
 from tether.store import tables as t
-from tether.store.sql import AuditFilter
 
 _DAY = 10  # characters of `YYYY-MM-DD` at the start of a stored UtcTime
 
@@ -69,38 +67,6 @@ def review_moments(conn: Connection, slice_id: str, attempt: int) -> list[Review
         .order_by(o.c.seq)
     )
     return [ReviewMoment(int(r.seq), r.recorded_at) for r in rows]
-
-
-def events_before(
-    conn: Connection, filters: AuditFilter, before_seq: int | None, limit: int
-) -> list[AuditEvent]:
-    """Matching audit events, newest first, with seq below `before_seq` (all when None)."""
-    e = t.audit_events
-    query = select(e).order_by(e.c.seq.desc()).limit(limit)
-    if filters.slice_id is not None:
-        query = query.where(e.c.slice_id == filters.slice_id)
-    if filters.type is not None:
-        query = query.where(e.c.type == filters.type)
-    if filters.since is not None:
-        query = query.where(e.c.at_key >= filters.since)
-    if filters.until is not None:
-        query = query.where(e.c.at_key < filters.until)
-    if before_seq is not None:
-        query = query.where(e.c.seq < before_seq)
-    return [
-        AuditEvent(
-            r.seq,
-            r.at,
-            r.type,
-            json.loads(r.actor),
-            r.slice_id,
-            r.scope,
-            json.loads(r.payload),
-            r.prev_hash,
-            r.hash,
-        )
-        for r in conn.execute(query)
-    ]
 
 
 def seen_dimension_values(conn: Connection, limit: int = 10_000) -> dict[str, set[str]]:

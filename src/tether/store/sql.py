@@ -586,8 +586,8 @@ class Tx:
 
     def events(self, filters: AuditFilter | None = None) -> list[AuditEvent]:
         e = t.audit_events
-        query = select(e).order_by(e.c.seq)
         f = filters or AuditFilter()
+        query = select(e).order_by(e.c.seq.desc() if f.newest_first else e.c.seq)
         if f.slice_id is not None:
             query = query.where(e.c.slice_id == f.slice_id)
         if f.type is not None:
@@ -598,6 +598,8 @@ class Tx:
             query = query.where(e.c.at_key < f.until)
         if f.after_seq is not None:
             query = query.where(e.c.seq > f.after_seq)
+        if f.before_seq is not None:
+            query = query.where(e.c.seq < f.before_seq)
         if f.limit is not None:
             query = query.limit(f.limit)
         return [self._event(r) for r in self.conn.execute(query)]
@@ -730,4 +732,6 @@ class AuditFilter:
     since: datetime | None = None
     until: datetime | None = None
     after_seq: int | None = None
+    before_seq: int | None = None
     limit: int | None = None
+    newest_first: bool = False
