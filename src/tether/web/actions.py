@@ -20,7 +20,7 @@ from tether.services import dashboard, kills, lifecycle, queries, tokens
 from tether.services.context import Context
 from tether.web import present
 from tether.web.common import WebError, acting, base_context, check_csrf, page, require, session
-from tether.web.pages import GET, banner, kill_switches_page
+from tether.web.pages import GET, kill_switches_page
 from tether.web.session import COOKIE, LOGIN_COOKIE, MAX_AGE, WebSession, issue, login_nonce
 
 router = APIRouter(include_in_schema=False)
@@ -131,7 +131,7 @@ def login(request: Request, token: str = Form(""), check: str = Form(""), next: 
 
 @router.api_route("/logout", methods=GET)
 def logout_page(request: Request, s: WebSession = Depends(session)) -> Response:
-    return page(request, s, "logout.html", title="Log out", banner=banner(request, s))
+    return page(request, s, "logout.html", title="Log out")
 
 
 @router.post("/logout")
@@ -176,7 +176,6 @@ def _confirm(
         "confirm.html",
         code=status,
         title=f"{action.title}: {view['scope'] or '(global)'}",
-        banner=banner(request, s),
         s=view,
         name=name,
         action=action,
@@ -276,7 +275,6 @@ def _deactivate_page(
         "deactivate.html",
         code=status,
         title=f"Deactivate kill switch {kill_id}",
-        banner=banner(request, s),
         k=found[0],
         problem=problem.message if problem else None,
         fields=present.error_fields(problem) if problem else {},

@@ -14,6 +14,7 @@ from markupsafe import Markup, escape
 
 from tether.domain.access import Permission
 from tether.domain.errors import Forbidden
+from tether.services import queries
 from tether.services.context import Context
 from tether.web import present
 from tether.web.session import COOKIE, WebSession, read
@@ -105,8 +106,17 @@ def _values(request: Request, who: WebSession | None, values: dict[str, Any]) ->
     return {"request": request, **extra, **values}
 
 
+def banner(request: Request, s: WebSession) -> Markup:
+    """The active kill switches, in red on top of every page, kept live."""
+    kills = queries.list_kill_switches(acting(request, s), active_only=True)
+    return live_html(request, s, "_banner.html", "kill-banner", "/fragments/banner", kills=kills)[0]
+
+
 def page(request: Request, who: WebSession | None, template: str, code: int = 200, **values: Any) -> Response:
-    """A page rendered for the session's user (or for nobody: the login page), with its HTTP status."""
+    """A page rendered for the session's user, under the live kill-switch banner (or for nobody: the login
+    page), with its HTTP status."""
+    if who is not None:
+        values.setdefault("banner", banner(request, who))
     return TEMPLATES.TemplateResponse(
         request, template, _values(request, who, values), status_code=code, headers=HEADERS
     )

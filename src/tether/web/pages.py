@@ -28,12 +28,6 @@ AUDIT_PAGE = 100
 STATES = [s.value for s in SliceState]
 
 
-def banner(request: Request, s: WebSession) -> Markup:
-    """The active kill switches, in red on top of every page, kept live."""
-    kills = queries.list_kill_switches(acting(request, s), active_only=True)
-    return live_html(request, s, "_banner.html", "kill-banner", "/fragments/banner", kills=kills)[0]
-
-
 @router.api_route("/fragments/banner", methods=GET)
 def banner_fragment(request: Request, s: WebSession = Depends(session)) -> Response:
     kills = queries.list_kill_switches(acting(request, s), active_only=True)
@@ -63,7 +57,6 @@ def overview(
         "overview.html",
         code=422 if problem else 200,
         title="Overview",
-        banner=banner(request, s),
         slices=live_html(request, s, "_slices.html", "slices", url, view=view)[0],
         tenants=view.tenants,
         states=STATES,
@@ -109,7 +102,6 @@ def slice_page(request: Request, slice_id: str, s: WebSession = Depends(session)
         s,
         "slice.html",
         title=view["scope"] or "(global)",
-        banner=banner(request, s),
         s=view,
         status=status[0],
         precision_svg=Markup(
@@ -150,7 +142,6 @@ def kill_switches_page(
         "kill_switches.html",
         code=status,
         title="Kill switches",
-        banner=banner(request, s),
         active=[k for k in every if k.active],
         past=sorted((k for k in every if not k.active), key=lambda k: k.deactivated_at or k.activated_at)[
             ::-1
@@ -213,7 +204,6 @@ def audit_page(
         "audit.html",
         code=422 if problem else 200,
         title="Audit trail",
-        banner=banner(request, s),
         events=events,
         chain=dashboard.chain_status(ctx),
         form=form,
@@ -265,7 +255,6 @@ def gate_page(request: Request, s: WebSession = Depends(session)) -> Response:
         "gate.html",
         code=status,
         title="Gate explorer",
-        banner=banner(request, s),
         names=names,
         asked=asked,
         values=dashboard.known_values(ctx),
