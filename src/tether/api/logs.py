@@ -11,7 +11,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("tether_request_id", default=None)
 access = logging.getLogger("tether.access")
@@ -63,27 +64,43 @@ def configure_logging(fmt: str, level: int = logging.INFO) -> None:
     logging.getLogger("uvicorn.access").disabled = True  # tether.access logs requests, with their id
 
 
-def install(app: FastAPI) -> None:
-    """Give each request an id (X-Request-ID, or a new one), log it, and echo it in the response."""
+class RequestIds:
+    """ASGI middleware: each request gets an id (X-Request-ID, or a new one), logged with it and echoed in
+    the response; one access line per request with its status and duration."""
 
-    @app.middleware("http")
-    async def _with_request_id(request: Request, call_next: Any) -> Response:
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        token = request_id.set(rid[:64])
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+        rid = (given.decode("latin-1") or uuid.uuid4().hex)[:64]
+        token = request_id.set(rid)
         start = time.perf_counter()
+        status = [500]
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode("latin-1"))]
+            await send(message)
+
         try:
-            response: Response = await call_next(request)
-            response.headers["X-Request-ID"] = rid[:64]
+            await self.app(scope, receive, send_with_id)
+        finally:
+            duration = round((time.perf_counter() - start) * 1000, 2)
             access.info(
                 "%s %s %s",
-                request.method,
-                request.url.path,
-                response.status_code,
-                extra={
-                    "status": response.status_code,
-                    "duration_ms": round((time.perf_counter() - start) * 1000, 2),
-                },
+                scope["method"],
+                scope["path"],
+                status[0],
+                extra={"status": status[0], "duration_ms": duration},
             )
-            return response
-        finally:
             request_id.reset(token)
+
+
+def install(app: FastAPI) -> None:
+    """Give each request an id (X-Request-ID, or a new one), log it, and echo it in the response."""
+    app.add_middleware(RequestIds)

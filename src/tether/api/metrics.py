@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tether.domain.evidence import evidence_dict
 from tether.services.context import Context, Observer
@@ -98,6 +98,32 @@ class StoreCollector(Collector):
             )
 
 
+class Timed:
+    """ASGI middleware: every HTTP request's latency, by method, route template and status."""
+
+    def __init__(self, app: ASGIApp, latency: Histogram) -> None:
+        self.app, self.latency = app, latency
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = [500]
+
+        async def send_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")  # the router notes it in the scope
+            seconds = time.perf_counter() - start
+            self.latency.labels(scope["method"], route, str(status[0])).observe(seconds)
+
+
 def install(
     app: FastAPI,
     ctx: Context,
@@ -112,13 +138,7 @@ def install(
         "tether_request_seconds", "HTTP request latency", ["method", "route", "status"], registry=registry
     )
 
-    @app.middleware("http")
-    async def _timed(request: Request, call_next: Any) -> Response:
-        start = time.perf_counter()
-        response: Response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        latency.labels(request.method, route, str(response.status_code)).observe(time.perf_counter() - start)
-        return response
+    app.add_middleware(Timed, latency=latency)
 
     router = APIRouter()
 

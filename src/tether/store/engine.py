@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import os
 import random
 import threading
 import time
@@ -84,6 +86,38 @@ def make_engine(url: str, synchronous: str = "FULL") -> Engine:
     return engine
 
 
+class _WriterQueue:
+    """Tether's processes writing one SQLite file take turns on a lock file beside it.
+
+    SQLite's own busy handler makes a waiting writer sleep in growing steps (up to 100 ms) and retry; a
+    lock held in the kernel wakes the next writer the moment the previous one commits, so several server
+    workers or CLI processes on one file hand the write lock over without idle gaps. Re-entrant per
+    process (the caller holds the thread lock); the kernel frees it if the process dies.
+    """
+
+    def __init__(self, database: str | None) -> None:
+        self.path = None if not database or database == ":memory:" else Path(f"{database}.write.lock")
+        self._fd: int | None = None
+        self._pid = 0
+        self._depth = 0
+
+    def enter(self) -> bool:
+        if self.path is None:
+            return False
+        if self._depth == 0:
+            if self._fd is None or self._pid != os.getpid():  # a forked worker opens its own
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                self._pid = os.getpid()
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._depth += 1
+        return True
+
+    def leave(self) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
 class Database:
     """An engine plus the per-process write lock; hands out transactions."""
 
@@ -92,6 +126,7 @@ class Database:
         self.engine = make_engine(url, synchronous)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._write_lock = threading.RLock()
+        self._queue = _WriterQueue(self.engine.url.database) if self.is_sqlite else None
         self.bumps = 0  # gate-version changes committed by this process (services.gate reads it)
 
     @contextmanager
@@ -99,6 +134,7 @@ class Database:
         lock = self._write_lock if write and self.is_sqlite else None
         if lock is not None:
             lock.acquire()
+        queued = self._queue is not None and lock is not None and self._queue.enter()
         try:
             with self.engine.connect() as conn:
                 conn.info[_WRITE] = write
@@ -108,6 +144,8 @@ class Database:
                 if conn.info.pop(BUMPED, False):
                     self.bumps += 1
         finally:
+            if queued and self._queue is not None:
+                self._queue.leave()
             if lock is not None:
                 lock.release()
 
