@@ -26,6 +26,7 @@ BUMPED = "tether_bumped"  # set on a connection whose transaction changed the ga
 # and a unique key another transaction committed first (the re-run sees that row, e.g. a replayed decision).
 TRANSIENT_STATES = frozenset({"40001", "40P01", "23505"})
 RETRIES = 8
+SQLITE_CONNECTIONS = 4  # per process: one writer at a time, the others read
 CONNECT_TIMEOUT = 3  # seconds
 
 P = ParamSpec("P")
@@ -60,13 +61,17 @@ def retry_transient(work: Callable[P, R]) -> Callable[P, R]:
 
 
 def make_engine(url: str, synchronous: str = "FULL") -> Engine:
-    """An engine; on SQLite one connection carries every write (WAL, synchronous=FULL, IMMEDIATE)."""
+    """An engine; on SQLite (WAL, synchronous=FULL) writes take the write lock up front (IMMEDIATE)."""
     if synchronous not in ("FULL", "NORMAL"):
         raise ValueError("synchronous must be FULL or NORMAL")
     if not url.startswith("sqlite"):
         # A database that stops answering fails a connection attempt in seconds, never hangs a request.
         return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT})
-    engine = create_engine(url, poolclass=QueuePool, pool_size=1, max_overflow=0, pool_timeout=60)
+    # Writes take turns (Database.transaction); with WAL, readers on other connections go on meanwhile, so
+    # a request reading its token does not wait for another request's commit to reach the disk.
+    in_memory = url in ("sqlite://", "sqlite:///:memory:")
+    readers = 1 if in_memory else SQLITE_CONNECTIONS
+    engine = create_engine(url, poolclass=QueuePool, pool_size=readers, max_overflow=0, pool_timeout=60)
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
