@@ -100,6 +100,13 @@ class Slice:
     would_promote_at: datetime | None = None
     would_roll_back_at: datetime | None = None
 
+    def with_counters(self, counters: Counters) -> Slice:
+        """The same slice with other counters: `dataclasses.replace` without its per-call introspection
+        (outcome ingestion does this once per outcome)."""
+        copy = object.__new__(Slice)
+        copy.__dict__.update(self.__dict__, counters=counters)
+        return copy
+
 
 class Transition(StrEnum):
     START_CANARY = "start_canary"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from tether.domain.errors import BadInput, TooLarge
 from tether.domain.evidence import REVIEW_SOURCE, bets_of, check_rollback, counts_as_review, review_value
 from tether.domain.inputs import parse_outcome
-from tether.domain.model import LIVE_STATES, Disposition, KillSwitch, OutcomeIn, Slice
+from tether.domain.model import LIVE_STATES, Counters, Disposition, KillSwitch, OutcomeIn, Slice
 from tether.domain.policy import Policy
 from tether.services.context import Context
 from tether.services.decide import MAX_BATCH
@@ -139,17 +138,16 @@ def _count(tx: Tx, s: Slice, policy: Policy, change: tuple[_Latest, _Latest], sa
     c = s.counters
     if not counts_as_review(sampled, policy):  # shown apart, never in the precision
         other = c.other_reviews - (old is not None) + (new is not None)
-        return dataclasses.replace(s, counters=dataclasses.replace(c, missed_tp=missed, other_reviews=other))
+        return s.with_counters(Counters(c.decisions, c.executed, missed, c.reviews, other))
     if old is None and new is not None and before.first_review_seq is None:
-        counters = dataclasses.replace(c, missed_tp=missed, reviews=c.reviews.update(new, bets_of(policy)))
-    elif old != new or (new is not None and before.first_review_seq is None):
+        reviews = c.reviews.update(new, bets_of(policy))
+        return s.with_counters(Counters(c.decisions, c.executed, missed, reviews, c.other_reviews))
+    if old != new or (new is not None and before.first_review_seq is None):
         # A correction replaces a value in place: replay the stream up to this outcome.
         return recount(tx, s, policy, upto_seq=after.seq)
-    elif missed == c.missed_tp:
+    if missed == c.missed_tp:
         return s  # nothing this slice counts changed
-    else:
-        counters = dataclasses.replace(c, missed_tp=missed)
-    return dataclasses.replace(s, counters=counters)
+    return s.with_counters(Counters(c.decisions, c.executed, missed, c.reviews, c.other_reviews))
 
 
 @retry_transient

@@ -334,39 +334,42 @@ class Tx:
 
     # decisions -------------------------------------------------------------
     @staticmethod
-    def _stored(row: Row[Any]) -> StoredDecision:
-        m = row._mapping
-        answer = Answer(
-            Mode(m["mode"]),
-            bool(m["execute"]),
-            tuple(json.loads(m["slice_ids"])),
-            m["reason"],
-            m["kill_switch_id"],
-            review=bool(m["review"]),
-        )
+    def _stored(row: Row[Any], slice_ids: dict[str, tuple[str, ...]] | None = None) -> StoredDecision:
+        """A decision row (the columns of _STORED, in order); `slice_ids` memoises the decoded id lists,
+        which repeat across a batch."""
+        values: tuple[Any, ...] = tuple(row)
+        pk, decision_id, tenant, body, mode, execute, ids_text, reason, kill_id, verdict, *rest = values
+        out_disposition, out_source, first_review_seq, review = rest
+        ids = slice_ids.get(ids_text) if slice_ids is not None else None
+        if ids is None:
+            ids = tuple(json.loads(ids_text))
+            if slice_ids is not None:
+                slice_ids[ids_text] = ids
+        answer = Answer(Mode(mode), bool(execute), ids, reason, kill_id, review=bool(review))
         return StoredDecision(
-            m["pk"],
-            m["decision_id"],
-            m["tenant"],
-            m["body"],
+            pk,
+            decision_id,
+            tenant,
+            body,
             answer,
-            m["verdict"],
-            m["out_disposition"],
-            m["out_source"],
-            m["first_review_seq"],
-            bool(m["review"]),
+            verdict,
+            out_disposition,
+            out_source,
+            first_review_seq,
+            bool(review),
         )
 
     def decisions_by_id(self, decision_ids: Sequence[str], lock: bool = False) -> dict[str, StoredDecision]:
         """Recorded decisions by id; `lock` holds their rows (in key order) until the transaction ends."""
         found: dict[str, StoredDecision] = {}
+        memo: dict[str, tuple[str, ...]] = {}
         for start in range(0, len(decision_ids), 500):
             chunk = list(decision_ids[start : start + 500])
             query = select(*_STORED).where(t.decisions.c.decision_id.in_(chunk))
             if lock:
                 query = query.order_by(t.decisions.c.pk).with_for_update()
             for row in self.conn.execute(query):
-                stored = self._stored(row)
+                stored = self._stored(row, memo)
                 found[stored.decision_id] = stored
         return found
 
@@ -447,8 +450,8 @@ class Tx:
             query = select(ds.c.decision_pk, ds.c.slice_id, ds.c.attempt, ds.c.executed).where(
                 ds.c.decision_pk.in_(chunk)
             )
-            for r in self.conn.execute(query):
-                found[r.decision_pk].append(Grant(r.slice_id, r.attempt, bool(r.executed)))
+            for pk, slice_id, attempt, executed in self.conn.execute(query):
+                found[pk].append(Grant(slice_id, attempt, bool(executed)))
         return found
 
     # outcomes --------------------------------------------------------------
@@ -458,7 +461,16 @@ class Tx:
 
     def cache_latest_outcomes(self, latest: list[dict[str, Any]]) -> None:
         """Write each decision's latest outcome (b_pk, b_disposition, b_source, b_seq, b_first_review_seq)."""
-        if latest:
+        if latest and self.conn.dialect.name == "sqlite":  # plain text and integers: no bind processing
+            self.conn.exec_driver_sql(
+                "UPDATE decisions SET out_disposition = ?, out_source = ?, out_seq = ?, first_review_seq = ? "
+                "WHERE pk = ?",
+                [
+                    (r["b_disposition"], r["b_source"], r["b_seq"], r["b_first_review_seq"], r["b_pk"])
+                    for r in latest
+                ],
+            )
+        elif latest:
             d = t.decisions
             self.conn.execute(
                 update(d)
