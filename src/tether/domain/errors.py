@@ -119,6 +119,13 @@ class Fenced(Refused):
 NUL = "\x00"
 
 
+def require_reason(reason: str, missing: str) -> None:
+    """A reason a person gives for an action: not blank (`missing` says what needs it), storable."""
+    if not reason.strip():
+        raise BadInput.at("reason", missing)
+    refuse_nul(reason=reason)
+
+
 def refuse_nul(**fields: str | None) -> None:
     """PostgreSQL cannot store U+0000 in text, so no database takes it: both behave alike."""
     for name, value in fields.items():

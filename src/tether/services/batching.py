@@ -8,9 +8,7 @@ the previous commit ran, so a lone request waits for nobody and a crowd shares o
 
 from __future__ import annotations
 
-import random
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,11 +16,10 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import DataError, DBAPIError
 
-from tether.domain.errors import BadInput
 from tether.domain.model import Answer, DecisionIn
 from tether.services.context import Context
 from tether.services.decide import MAX_BATCH, DecisionAnswer, decide_in, observe, parse_batch
-from tether.store.engine import RETRIES, Database, is_transient
+from tether.store.engine import Database, is_transient, retry_transient, unstorable
 from tether.store.sql import Tx
 
 
@@ -135,14 +132,7 @@ class GroupCommit:
     def _commit(self, group: list[_Request]) -> None:
         """Run the group in one transaction, again from the start when concurrent writers collided."""
         try:
-            for attempt in range(RETRIES):
-                try:
-                    self._once(group)
-                    break
-                except DBAPIError as exc:
-                    if attempt == RETRIES - 1 or not is_transient(exc):
-                        raise
-                    time.sleep(random.uniform(0, 0.005 * 2**attempt))
+            self._once(group)
         except _GroupFailed as failed:
             self._fail(group, failed.cause)
         except BaseException as exc:  # the commit itself failed: nothing of the group is recorded
@@ -151,15 +141,11 @@ class GroupCommit:
             request.done.set()
 
     def _fail(self, group: list[_Request], exc: BaseException) -> None:
-        error = (
-            BadInput(f"a value cannot be stored: {str(exc.orig).strip()}")
-            if isinstance(exc, DataError)
-            else exc
-        )
         for request in group:
-            request.error, request.answers, request.fresh = error, [], []
+            request.error, request.answers, request.fresh = exc, [], []
         self._forget_view(group)
 
+    @retry_transient  # collisions with other writers run the whole group again
     def _once(self, group: list[_Request]) -> None:
         for request in group:
             request.error, request.answers, request.fresh = None, [], []
@@ -215,7 +201,7 @@ class GroupCommit:
             savepoint.rollback()
             if not isinstance(exc, DataError):
                 raise _GroupFailed(exc) from exc  # the connection may be unusable: fail the group
-            request.error = BadInput(f"a value cannot be stored: {str(exc.orig).strip()}")
+            request.error = unstorable(exc)
         except Exception as exc:  # a request's own refusal or fault is answered to it alone
             savepoint.rollback()
             request.error = exc

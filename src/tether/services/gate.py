@@ -23,7 +23,7 @@ def view_in(ctx: Context, tx: Tx) -> GateView:
             policy = global_policy(tx)
             view = GateView.build(
                 ctx.dims,
-                [_gate_slice(s, policy.merged(s.policy_overrides)) for s in tx.slices()],
+                [gate_slice(s, policy.merged(s.policy_overrides)) for s in tx.slices()],
                 tx.kill_switches(active_only=True),
                 tenants_start_in_shadow=policy.tenants_start_in_shadow,
                 version=version,
@@ -33,7 +33,7 @@ def view_in(ctx: Context, tx: Tx) -> GateView:
     return view
 
 
-def _gate_slice(s: Slice, policy: Policy) -> GateSlice:
+def gate_slice(s: Slice, policy: Policy) -> GateSlice:
     rate = {SliceState.CANARY: policy.review_rate_canary, SliceState.ACTIVE: policy.review_rate_active}
     return GateSlice(s.id, s.scope, s.state, s.attempt, review_rate=rate.get(s.state, 0.0))
 

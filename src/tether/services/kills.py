@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from tether.domain.audit import EventType
-from tether.domain.errors import BadInput, Forbidden, NotAllowed, NotFound, refuse_nul
+from tether.domain.errors import Forbidden, NotAllowed, NotFound, require_reason
 from tether.domain.model import KillSwitch, SliceState
 from tether.domain.scope import parse_scope
 from tether.domain.views import kill_switch_dict
@@ -20,9 +20,7 @@ def activate(ctx: Context, scope_text: str, reason: str) -> KillSwitch:
     scope = parse_scope(scope_text, ctx.dims)
     if not ctx.principal.sees_scope(scope):
         raise Forbidden(f"this token may not activate a kill switch on {scope or '(everything)'}")
-    if not reason.strip():
-        raise BadInput.at("reason", "a kill switch needs a reason")
-    refuse_nul(reason=reason)
+    require_reason(reason, "a kill switch needs a reason")
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
         kill = KillSwitch(ctx.ids.new("ks"), scope, reason, True, ctx.actor, ctx.clock.now())
@@ -36,9 +34,7 @@ def activate(ctx: Context, scope_text: str, reason: str) -> KillSwitch:
 @retry_transient
 def deactivate(ctx: Context, kill_id: str, reason: str) -> KillSwitch:
     """Turn a kill switch off; a rolled-back slice's own switch is released only by `slice reset`."""
-    if not reason.strip():
-        raise BadInput.at("reason", "deactivating a kill switch needs a reason")
-    refuse_nul(reason=reason)
+    require_reason(reason, "deactivating a kill switch needs a reason")
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
         kill = tx.kill_switch(kill_id, lock=True)

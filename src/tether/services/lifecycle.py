@@ -14,6 +14,7 @@ from tether.domain.errors import (
     Forbidden,
     NotFound,
     refuse_nul,
+    require_reason,
 )
 from tether.domain.evidence import Action, Judgement, Trigger, evidence_dict, rebuild_counters
 from tether.domain.gate import GateView, key_of
@@ -31,7 +32,7 @@ from tether.domain.scope import parse_scope
 from tether.domain.shadow import ShadowEvidence, go_live_unmet, shadow_evidence
 from tether.domain.views import kill_switch_dict
 from tether.services.context import Context, global_policy
-from tether.services.gate import _gate_slice as gate_slice
+from tether.services.gate import gate_slice
 from tether.store.engine import retry_transient
 from tether.store.sql import EventSubject, Tx
 
@@ -278,9 +279,7 @@ def note_dry_run(ctx: Context, tx: Tx, s: Slice, policy: Policy, judgement: Judg
 @retry_transient
 def promote(ctx: Context, slice_id: str, reason: str) -> Slice:
     """A forced promotion by an admin, with a reason."""
-    if not reason.strip():
-        raise BadInput.at("reason", "a forced promotion needs a reason")
-    refuse_nul(reason=reason)
+    require_reason(reason, "a forced promotion needs a reason")
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
         s = load_slice(ctx, tx, slice_id)
@@ -292,9 +291,7 @@ def promote(ctx: Context, slice_id: str, reason: str) -> Slice:
 @retry_transient
 def roll_back(ctx: Context, slice_id: str, reason: str) -> Slice:
     """A manual rollback by an operator, with a reason."""
-    if not reason.strip():
-        raise BadInput.at("reason", "a rollback needs a reason")
-    refuse_nul(reason=reason)
+    require_reason(reason, "a rollback needs a reason")
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)
         s = load_slice(ctx, tx, slice_id)
@@ -310,9 +307,7 @@ def roll_back(ctx: Context, slice_id: str, reason: str) -> Slice:
 @retry_transient
 def reset(ctx: Context, slice_id: str, reason: str) -> Slice:
     """rolled_back → shadow; the same transaction deactivates the slice's rollback kill switch."""
-    if not reason.strip():
-        raise BadInput.at("reason", "a reset needs a reason")
-    refuse_nul(reason=reason)
+    require_reason(reason, "a reset needs a reason")
     now = ctx.clock.now()
     with ctx.db.transaction(write=True) as conn:
         tx = Tx(conn)

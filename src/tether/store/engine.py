@@ -37,6 +37,11 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in TRANSIENT_STATES
 
 
+def unstorable(exc: DataError) -> BadInput:
+    """A value the database cannot hold is the caller's input, not a fault."""
+    return BadInput(f"a value cannot be stored: {str(exc.orig).strip()}")
+
+
 def retry_transient(work: Callable[P, R]) -> Callable[P, R]:
     """Run a use case again (from its start, in a new transaction) when concurrent writers collided.
 
@@ -49,8 +54,8 @@ def retry_transient(work: Callable[P, R]) -> Callable[P, R]:
         for attempt in range(RETRIES):
             try:
                 return work(*args, **kwargs)
-            except DataError as exc:  # a value the database cannot hold: the caller's input, not a fault
-                raise BadInput(f"a value cannot be stored: {str(exc.orig).strip()}") from None
+            except DataError as exc:
+                raise unstorable(exc) from None
             except DBAPIError as exc:
                 if attempt == RETRIES - 1 or not is_transient(exc):
                     raise
