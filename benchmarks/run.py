@@ -41,31 +41,42 @@ def bench_gate(sizes: tuple[int, ...], alerts: int) -> list[dict[str, Any]]:
     from tether.domain.model import Actor, ActorType, KillSwitch, SliceState
     from tether.domain.scope import Dimensions, Scope
 
-    rng = random.Random(7)
-    values = {
-        "tenant": [f"t{i}" for i in range(2000)],
+    others = {
         "severity": ["low", "medium", "high", "critical"],
-        "rule_family": [f"f{i}" for i in range(25)],
-        "data_source": [f"s{i}" for i in range(10)],
+        "rule_family": [f"f{i}" for i in range(50)],
+        "data_source": [f"s{i}" for i in range(20)],
     }
-    odds = {"tenant": 0.95, "severity": 0.3, "rule_family": 0.6, "data_source": 0.4}
+    odds = {"severity": 0.3, "rule_family": 0.6, "data_source": 0.4}
 
-    def scope() -> Scope:
-        return Scope(tuple((d, rng.choice(v)) for d, v in values.items() if rng.random() < odds[d]))
+    def scope(rng: random.Random, tenants: int) -> Scope:
+        pairs = [("tenant", f"t{rng.randrange(tenants)}")] if tenants else []
+        pairs += [(d, rng.choice(v)) for d, v in others.items() if rng.random() < odds[d]]
+        return Scope(tuple(pairs))
 
-    sample = [{d: rng.choice(v) for d, v in values.items()} for _ in range(alerts)]
+    # Each size keeps the same shape, so that only the count changes: five slices per tenant, a few
+    # slices naming no tenant (at most 100: organisation-wide rules), and the alerts spread over all
+    # the tenants. Kill switches are pulled on tenants' slices (a global one would make every answer a
+    # cheap `killed`, which is not the point).
     nested = {"a": {"b": {"c": {"d": 1}}}}
     out = []
     for size in sizes:
+        rng = random.Random(size)
+        tenants, shared = size // 5, min(100, size // 10)
         index: dict[Any, GateSlice] = {}
         while len(index) < size:
-            s = scope()
+            s = scope(rng, tenants if len(index) >= shared else 0)
             index[s.pairs] = GateSlice(f"sl{len(index)}", s, rng.choice(list(SliceState)), 1)
-        kills = [KillSwitch(f"k{i}", scope(), "r", True, Actor(ActorType.USER, "b"), T0) for i in range(100)]
+        distinct: set[tuple[str, ...]] = set()
+        while len(distinct) < alerts:  # distinct combinations (at 100 slices, 80,000 are possible)
+            distinct.add((f"t{rng.randrange(tenants)}", *(rng.choice(v) for v in others.values())))
+        sample = [dict(zip(("tenant", *others), combination, strict=True)) for combination in distinct]
+        owned = [s.scope for s in index.values() if s.scope.value("tenant") is not None]
+        actor = Actor(ActorType.USER, "b")
+        kills = [KillSwitch(f"k{i}", rng.choice(owned), "r", True, actor, T0) for i in range(100)]
         view = GateView.build(Dimensions(), list(index.values()), kills)
-        cold = timed(lambda view=view: [view.answer(a) for a in sample])
-        warm = timed(lambda view=view: [view.answer(a) for a in sample])
-        base_s = timed(lambda: [nested.get("a").get("b").get("c").get("d") for _ in sample])
+        cold = timed(lambda view=view, sample=sample: [view.answer(a) for a in sample])
+        warm = timed(lambda view=view, sample=sample: [view.answer(a) for a in sample])
+        base_s = timed(lambda: [nested.get("a").get("b").get("c").get("d") for _ in range(alerts)])
         base = ("a chain of 4 dict.get", alerts / base_s)
         warm_rate, cold_rate = alerts / warm, alerts / cold
         out.append(

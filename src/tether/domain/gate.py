@@ -12,6 +12,7 @@ from operator import itemgetter
 from tether.domain.model import AUTONOMY, Answer, KillSwitch, Mode, Slice, SliceState
 from tether.domain.scope import Dimensions, Scope
 
+_LEVEL = dict(AUTONOMY)
 _MODE_OF = {
     SliceState.SHADOW: Mode.SHADOW,
     SliceState.ROLLED_BACK: Mode.SHADOW,
@@ -39,8 +40,17 @@ class GateSlice:
             return f"{self.scope} was rolled back"
         return f"{self.scope} is in {self.state.value}"
 
+    @cached_property
+    def alone(self) -> Answer:
+        """The answer when this slice alone decides (worked out once per slice of a snapshot)."""
+        return _decide([self])
+
 
 Key = tuple[str | None, ...]  # one value per configured dimension, None where the scope leaves it open
+_Probe = tuple[int, int, Callable[[Key], Key]]  # (rank: broadest first, mask, picker)
+_Match = tuple[int, int, Key, "GateSlice"]  # a matching slice: (rank, mask, key, slice)
+_Matched = tuple[tuple[int, Key, str] | None, tuple[_Match, ...]]  # the first kill (rank, key, id), or slices
+_first = itemgetter(0)
 
 
 @dataclass(frozen=True)
@@ -81,8 +91,10 @@ class GateView:
 
     An alert matches exactly the scopes that are subsets of its pairs; among matching scopes, A refines
     B exactly when A's set of dimensions is a strict superset of B's, so refinement is a bit-mask test.
-    Only the dimension subsets some slice or kill switch uses are probed, each with one lookup. Answers
-    are cached per distinct alert, and per set of deciding slices, for the life of the snapshot.
+    Only the dimension subsets some slice or kill switch uses are probed, each with one lookup. Scopes
+    that name a tenant are probed only on the subsets that tenant's scopes use; the scopes that name none
+    match by the alert's other values alone, which repeat across tenants, so their part is cached apart.
+    Answers are cached per distinct alert, and per set of deciding slices, for the life of the snapshot.
     """
 
     dims: Dimensions
@@ -93,13 +105,19 @@ class GateView:
     _masks: _Masks = field(default=_Masks(0, (), ()), compare=False, repr=False)
     _cache: dict[Key, Answer] = field(default_factory=dict, compare=False, repr=False)
     _values: Callable[[Mapping[str, str]], Key] = field(default=lambda a: (), compare=False, repr=False)
-    # key -> (kill switch id or None, slice or None); the probes: (mask, picker) for the masks in use
+    # key -> (kill switch id or None, slice or None)
     _index: dict[Key, tuple[str | None, GateSlice | None]] = field(
         default_factory=dict, compare=False, repr=False
     )
-    _probes: tuple[tuple[int, Callable[[Key], Key]], ...] = field(default=(), compare=False, repr=False)
+    # the probes of the masks in use, in order (broadest first): all of them, those naming no tenant,
+    # and by tenant those its scopes use
+    _probes: tuple[_Probe, ...] = field(default=(), compare=False, repr=False)
+    _rest_probes: tuple[_Probe, ...] = field(default=(), compare=False, repr=False)
+    _tenant_probes: dict[str, tuple[_Probe, ...]] = field(default_factory=dict, compare=False, repr=False)
+    _rest: dict[Key, _Matched] = field(default_factory=dict, compare=False, repr=False)
     _decided: dict[tuple[Key, ...], Answer] = field(default_factory=dict, compare=False, repr=False)
     _kill_answers: dict[Key, Answer] = field(default_factory=dict, compare=False, repr=False)
+    _guards: dict[str, _Match] = field(default_factory=dict, compare=False, repr=False)
     _tenant_at: int = field(default=-1, compare=False, repr=False)  # the tenant's position, -1: none
 
     def __post_init__(self) -> None:
@@ -112,11 +130,28 @@ class GateView:
         index: dict[Key, tuple[str | None, GateSlice | None]] = {k: (None, s) for k, s in self.slices.items()}
         for k, kill_id in self.kills.items():
             index[k] = (kill_id, index.get(k, (None, None))[1])
-        used = {sum(1 << i for i, v in enumerate(k) if v is not None) for k in index}
-        probes = tuple((m, pick) for m, pick in zip(masks.masks, masks.pick, strict=True) if m in used)
+        tenant_at = names.index("tenant") if "tenant" in names else -1
+        by_mask = {
+            m: (rank, m, pick) for rank, (m, pick) in enumerate(zip(masks.masks, masks.pick, strict=True))
+        }
+        used: set[int] = set()
+        by_tenant: dict[str, set[int]] = {}
+        for k in index:
+            mask = sum(1 << i for i, v in enumerate(k) if v is not None)
+            used.add(mask)
+            if tenant_at >= 0 and (tenant := k[tenant_at]) is not None:
+                by_tenant.setdefault(tenant, set()).add(mask)
+        probes = tuple(by_mask[m] for m in masks.masks if m in used)
+        shared: dict[frozenset[int], tuple[_Probe, ...]] = {}  # few distinct sets: one tuple for each
+        tenant_probes = {
+            tenant: shared.setdefault(frozenset(ms), tuple(p for p in probes if p[1] in ms))
+            for tenant, ms in by_tenant.items()
+        }
         object.__setattr__(self, "_index", index)
         object.__setattr__(self, "_probes", probes)
-        object.__setattr__(self, "_tenant_at", names.index("tenant") if "tenant" in names else -1)
+        object.__setattr__(self, "_rest_probes", tuple(p for p in probes if not p[1] >> tenant_at & 1))
+        object.__setattr__(self, "_tenant_probes", tenant_probes)
+        object.__setattr__(self, "_tenant_at", tenant_at)
 
     @classmethod
     def build(
@@ -152,39 +187,70 @@ class GateView:
                 self._cache[key] = cached
         return cached
 
-    def _resolve(self, values: Key) -> Answer:
+    def _match(self, values: Key, probes: tuple[_Probe, ...]) -> _Matched:
+        """The first (broadest) matching kill switch, or else every matching slice, among these probes."""
         padded = (*values, None)
-        index = self._index
-        matching: list[tuple[int, Key, GateSlice | None]] = []
         if None in values:
             absent = sum(1 << i for i, v in enumerate(values) if v is None)
-            probes = tuple(p for p in self._probes if not p[0] & absent)  # such scopes cannot match
-        else:
-            probes = self._probes
-        for mask, pick in probes:
+            probes = tuple(p for p in probes if not p[1] & absent)  # such scopes cannot match
+        index = self._index
+        matching: list[tuple[int, int, Key, GateSlice]] = []
+        for rank, mask, pick in probes:
             hit = index.get(key := pick(padded))
             if hit is not None:
                 if hit[0] is not None:
-                    return self._killed(key, hit[0])
-                matching.append((mask, key, hit[1]))
-        self._guard(values, matching)
+                    return (rank, key, hit[0]), ()
+                slice_ = hit[1]
+                assert slice_ is not None
+                matching.append((rank, mask, key, slice_))
+        return None, tuple(matching)
+
+    def _resolve(self, values: Key) -> Answer:
+        at = self._tenant_at
+        tenant = values[at] if at >= 0 else None
+        kill, found = self._found(values, tenant)
+        if kill is not None:
+            return self._killed(kill[1], kill[2])
+        matching = self._guard(tenant, found) if tenant is not None else found
         if not matching:
             return _NO_SLICE
         if len(matching) == 1:
-            remaining = [(matching[0][1], matching[0][2])]
-        else:  # set aside each slice refined by another matching one (a strict superset of its dimensions)
-            present = 0
-            for m, _, _ in matching:
-                present |= 1 << m
-            above = self._masks.above
-            remaining = [(k, s) for m, k, s in matching if not present & above[m]]
+            return matching[0][3].alone
+        # set aside each slice refined by another matching one (a strict superset of its dimensions)
+        present = 0
+        for _, m, _, _ in matching:
+            present |= 1 << m
+        above = self._masks.above
+        remaining = [(k, s) for _, m, k, s in matching if not present & above[m]]
+        if len(remaining) == 1:
+            return remaining[0][1].alone
         deciding = tuple(k for k, _ in remaining)
         answer = self._decided.get(deciding)
         if answer is None:
-            answer = _decide([s if s is not None else _guard_slice(self.dims, k) for k, s in remaining])
+            answer = _decide([s for _, s in remaining])
             if len(self._decided) < _CACHED:
                 self._decided[deciding] = answer
         return answer
+
+    def _found(self, values: Key, tenant: str | None) -> _Matched:
+        """Every matching slice in probe order, or the first matching kill switch."""
+        if tenant is None:
+            return self._match(values, self._probes)
+        # the scopes naming no tenant, by the other values (cached); then this tenant's own
+        at = self._tenant_at
+        rest_key = (*values[:at], None, *values[at + 1 :])
+        rest = self._rest.get(rest_key)
+        if rest is None:
+            rest = self._match(rest_key, self._rest_probes)
+            if len(self._rest) < _CACHED:
+                self._rest[rest_key] = rest
+        own = self._tenant_probes.get(tenant)
+        kill, found = self._match(values, own) if own else (None, ())
+        if rest[0] is not None and (kill is None or rest[0][0] < kill[0]):
+            kill = rest[0]
+        if rest[1]:  # both parts in probe order, as one probe of all would find them
+            found = tuple(sorted(rest[1] + found, key=_first)) if found else rest[1]
+        return kill, found
 
     def _killed(self, key: Key, kill_id: str) -> Answer:
         answer = self._kill_answers.get(key)
@@ -194,52 +260,48 @@ class GateView:
             self._kill_answers[key] = answer  # one per kill switch in the snapshot: bounded
         return answer
 
-    def _guard(self, values: Key, matching: list[tuple[int, Key, GateSlice | None]]) -> None:
+    def _guard(self, tenant: str, matching: tuple[_Match, ...]) -> tuple[_Match, ...]:
         """The tenant guard: a tenant with no slice of exactly `tenant=<it>` acts as if one were in shadow.
 
-        The stand-in shadow slice is `None` with the tenant-only key; it is built only when an answer is.
+        The stand-in is a shadow slice with no id, one per tenant (made when an answer first needs it).
         """
-        position = self._tenant_at
-        if position < 0 or not self.tenants_start_in_shadow:
-            return
-        tenant = values[position]
-        if tenant is None:
-            return
-        mask = 1 << position
-        for m, _, _ in matching:
+        if not self.tenants_start_in_shadow:
+            return matching
+        mask = 1 << self._tenant_at
+        for _, m, _, _ in matching:
             if m == mask:
-                return
-        key: list[str | None] = [None] * len(values)
-        key[position] = tenant
-        matching.append((mask, tuple(key), None))
+                return matching
+        guard = self._guards.get(tenant)
+        if guard is None:
+            key: list[str | None] = [None] * len(self.dims.names)
+            key[self._tenant_at] = tenant
+            stand_in = GateSlice("", Scope((("tenant", tenant),)), SliceState.SHADOW, 0)
+            guard = (-1, mask, tuple(key), stand_in)  # after every slice found (its rank is not used)
+            if len(self._guards) < _CACHED:
+                self._guards[tenant] = guard
+        return (*matching, guard)
 
 
 _CACHED = 200_000  # answers kept per snapshot (per distinct alert, and per set of deciding slices)
 _NO_SLICE = Answer(Mode.SHADOW, False, (), "no slice matches; shadow by default")
 
 
-def _guard_slice(dims: Dimensions, key: Key) -> GateSlice:
-    tenant = key[dims.names.index("tenant")]
-    assert tenant is not None
-    return GateSlice("", Scope((("tenant", tenant),)), SliceState.SHADOW, 0)
-
-
 def _decide(remaining: list[GateSlice]) -> Answer:
     """Least autonomy among the remaining slices; autonomy is granted by all of them or none."""
-    least = min(AUTONOMY[s.state] for s in remaining)
-    deciding = [s for s in remaining if AUTONOMY[s.state] == least]
+    least = 3
+    for s in remaining:
+        level = _LEVEL[s.state]
+        if level < least:
+            least = level
+    deciding = [s for s in remaining if _LEVEL[s.state] == least]
     mode = _MODE_OF[deciding[0].state]
+    reason = "; ".join([s.reason for s in deciding])
     if mode is Mode.SHADOW:
-        return Answer(mode, False, tuple(s.id for s in deciding if s.id), _reason(deciding))
+        return Answer(mode, False, tuple([s.id for s in deciding if s.id]), reason)
     # Autonomy granted: every remaining slice allowed it, and each gets the decision as evidence.
-    return Answer(
-        mode,
-        True,
-        tuple(s.id for s in remaining),
-        _reason(deciding),
-        granted=tuple((s.id, s.attempt) for s in remaining),
-        review_rate=max(s.review_rate for s in remaining),
-    )
+    ids = tuple([s.id for s in remaining])
+    granted = tuple([(s.id, s.attempt) for s in remaining])
+    return Answer(mode, True, ids, reason, None, granted, False, max([s.review_rate for s in remaining]))
 
 
 def sampled_for_review(decision_id: str, rate: float) -> bool:
@@ -248,10 +310,6 @@ def sampled_for_review(decision_id: str, rate: float) -> bool:
         return False
     digest = hashlib.sha256(decision_id.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < rate
-
-
-def _reason(deciding: list[GateSlice]) -> str:
-    return "; ".join(s.reason for s in deciding)
 
 
 STALE = Answer(Mode.SHADOW, False, (), "stale")
