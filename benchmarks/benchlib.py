@@ -161,6 +161,30 @@ def raw_executemany(path: Path, rows: int, batch: int, prefix: str = "raw") -> f
     return elapsed
 
 
+def raw_copy(path: Path, prefix: str, batch: int) -> tuple[int, float]:
+    """Baseline: the very rows the library stored under `prefix`, inserted again by plain sqlite3.
+
+    Every column as stored (bodies, dimensions, reasons, times), under new decision ids and keys, into
+    the same table, by executemany per batch, one durable transaction each. Returns (rows, seconds).
+    """
+    conn = sqlite_raw(path)
+    cols = DECISION_COLUMNS
+    stored = conn.execute(
+        f"SELECT {', '.join(cols)} FROM decisions WHERE decision_id LIKE ? ORDER BY pk", (f"{prefix}-%",)
+    ).fetchall()
+    at = cols.index("decision_id")
+    rows = [(*r[:at], f"raw-{r[at]}", *r[at + 1 :]) for r in stored]
+    sql = f"INSERT INTO decisions ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
+    start = time.perf_counter()
+    for b in range(0, len(rows), batch):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(sql, rows[b : b + batch])
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return len(rows), elapsed
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -25,7 +25,7 @@ from bench_http import bench_http
 from bench_outcomes import bench_outcomes_batched, bench_rollback_latency
 from bench_postgres import bench_decide, bench_propagation, throwaway_database
 from bench_scale import bench_evaluate, bench_memory, fill
-from benchlib import ROOT, T0, decisions, fresh, pg_server_version, raw_executemany, result, timed
+from benchlib import ROOT, T0, decisions, fresh, pg_server_version, raw_copy, raw_executemany, result, timed
 from tether.services import decide
 from tether.sim.run import run_scenario
 from tether.sim.scenario import load_scenario
@@ -125,13 +125,15 @@ def bench_decide_library(tmp: Path, n: int) -> dict[str, Any]:
     items = decisions(n, "lib")
     elapsed = timed(lambda: [decide.decide(ctx, items[i : i + 1000]) for i in range(0, n, 1000)])
     ctx.db.dispose()
-    base = n / raw_executemany(tmp / "lib.db", n, 1000)
+    copied, seconds = raw_copy(tmp / "lib.db", "lib", 1000)
+    assert copied == n
+    base = n / seconds
     rate = n / elapsed
     return result(
         "decide through the library, batches of 1,000 (SQLite)",
         "decisions/s",
         rate,
-        ("raw sqlite3 executemany of as many rows, same table", base),
+        ("raw sqlite3 executemany of the same rows (as stored), same table", base),
         "≥ 0.5× baseline (issue 8)",
         rate >= 0.5 * base,
     )

@@ -2,27 +2,60 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import json.encoder
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from tether.domain.errors import BadInput, refuse_nul
+from tether.domain.errors import NUL, BadInput, refuse_nul
 from tether.domain.model import DecisionIn, Disposition, OutcomeIn, Verdict
 from tether.domain.scope import SEVERITY, Dimensions
 from tether.domain.timefmt import parse_time
 
 _DECISION_OPTIONAL = ("confidence", "model_version")
+_VERDICTS = {v.value: v for v in Verdict}
+
+
+def _canonical_encoder() -> Callable[[Any], str]:
+    """Canonical JSON of a body (sorted keys, no spaces, UTF-8 as is): the text replays are compared by.
+
+    One encoder made once: `json.dumps` with these options builds a new one on every call. The C
+    encoder behind it is used directly where this Python has one (its output is the same).
+    """
+    encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return encoder.encode
+    default, text = encoder.default, json.encoder.encode_basestring
+
+    def encode(body: Any) -> str:  # a new encoder per call: its own markers catch circular structures
+        return "".join(make({}, default, text, None, ":", ",", True, False, True)(body, 0))
+
+    return encode
+
+
+_canonical = _canonical_encoder()
 _OUTCOME_FIELDS = ("decision_id", "tenant", "alert_id", "disposition", "source", "reviewer", "observed_at")
 
 
 def decision_fields(dims: Dimensions) -> tuple[str, ...]:
     """The required fields of a decision, in the order errors name them."""
-    return ("decision_id", "alert_id", *dims.names, "verdict", "decided_at")
+    return _decision_fields(dims.names)[0]
+
+
+@functools.lru_cache(maxsize=8)
+def _decision_fields(names: tuple[str, ...]) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The required fields in order, and every field a decision may have, for these dimensions."""
+    required = ("decision_id", "alert_id", *names, "verdict", "decided_at")
+    return required, frozenset((*required, *_DECISION_OPTIONAL))
 
 
 def _text(obj: Mapping[str, Any], name: str, required: bool = True) -> str | None:
     value = obj.get(name)
+    if type(value) is str and value and not value[0].isspace() and NUL not in value:
+        return value  # the common case, decided at once; the rest is checked in order below
     if value is None:
         if required:
             raise BadInput.at(name, "field required")
@@ -33,9 +66,11 @@ def _text(obj: Mapping[str, Any], name: str, required: bool = True) -> str | Non
     return value
 
 
-def _check_object(obj: object, allowed: tuple[str, ...]) -> Mapping[str, Any]:
+def _check_object(obj: object, allowed: tuple[str, ...] | frozenset[str]) -> Mapping[str, Any]:
     if not isinstance(obj, Mapping):
         raise BadInput.at("body", "must be a JSON object")
+    if isinstance(allowed, frozenset) and allowed.issuperset(obj):
+        return obj
     unknown = [k for k in obj if k not in allowed]
     if unknown:
         raise BadInput.at(str(unknown[0]), "unknown field")
@@ -46,9 +81,15 @@ def _dimensions(body: Mapping[str, Any], dims: Dimensions) -> dict[str, str]:
     """An alert's value on each dimension, severity as its band."""
     alert: dict[str, str] = {}
     for name in dims.names:
-        if body.get(name) is None:
+        value = body.get(name)
+        if value is None:
             raise BadInput.at(name, "field required")
-        alert[name] = dims.bands.band_of(body[name]) if name == SEVERITY else str(_text(body, name))
+        if name == SEVERITY:
+            alert[name] = dims.bands.band_of(value)
+        elif type(value) is str and value and not value[0].isspace() and NUL not in value:
+            alert[name] = value  # the common case at once; _text checks the rest, naming the problem
+        else:
+            alert[name] = str(_text(body, name))
     return alert
 
 
@@ -59,15 +100,15 @@ def parse_alert(obj: object, dims: Dimensions) -> dict[str, str]:
 
 def parse_decision(obj: object, dims: Dimensions) -> DecisionIn:
     """A validated decision; BadInput names the first wrong field."""
-    required = decision_fields(dims)
-    body = _check_object(obj, (*required, *_DECISION_OPTIONAL))
+    required, allowed = _decision_fields(dims.names)
+    body = _check_object(obj, allowed)
     for name in required:
         if body.get(name) is None:
             raise BadInput.at(name, "field required")
     alert = _dimensions(body, dims)
-    verdict = body["verdict"]
-    if verdict not in tuple(Verdict):
-        raise BadInput.at("verdict", f"must be close or escalate, got {verdict!r}")
+    verdict = _VERDICTS.get(body["verdict"]) if type(body["verdict"]) is str else None
+    if verdict is None:
+        raise BadInput.at("verdict", f"must be close or escalate, got {body['verdict']!r}")
     try:
         decided_at = parse_time(body["decided_at"])
     except ValueError as exc:
@@ -85,11 +126,11 @@ def parse_decision(obj: object, dims: Dimensions) -> DecisionIn:
         alert_id=str(_text(body, "alert_id")),
         tenant=alert.get("tenant", ""),
         alert=alert,
-        verdict=Verdict(verdict),
+        verdict=verdict,
         decided_at=decided_at,
         confidence=float(confidence) if confidence is not None else None,
         model_version=_text(body, "model_version", required=False),
-        body=json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+        body=_canonical(body),
     )
 
 

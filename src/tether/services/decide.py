@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from tether.domain.errors import BadInput, ReplayConflict, TooLarge
 from tether.domain.gate import safe_answer, sampled_for_review
 from tether.domain.inputs import parse_decision
-from tether.domain.model import Answer, DecisionIn, Slice
+from tether.domain.model import Answer, DecisionIn, Slice, Verdict
 from tether.domain.policy import ModelChange
 from tether.services.context import Context
 from tether.services.gate import view_in
@@ -70,20 +71,30 @@ class _Resolver:
         self.now = ctx.clock.now()
         self.view = view_in(ctx, tx)
         self.slices: dict[str, Slice] = {}
+        # an answer's variants (by verdict; sampled for review), made once per batch: (answer, variant)
+        self.variants: dict[tuple[int, object], tuple[Answer, Answer]] = {}
 
     def answer(self, d: DecisionIn) -> Answer:
         answer = self._ask(d)
         if answer.granted and d.model_version is not None and self._note_model(answer, d.model_version):
             self.view = view_in(self.ctx, self.tx)  # a slice restarted: answer on the new attempt
             answer = self._ask(d)
-        review = answer.execute and sampled_for_review(d.decision_id, answer.review_rate)
-        return dataclasses.replace(answer, review=review) if review else answer
+        if answer.execute and sampled_for_review(d.decision_id, answer.review_rate):
+            return self._variant(answer, True, lambda a: dataclasses.replace(a, review=True))
+        return answer
 
     def _ask(self, d: DecisionIn) -> Answer:
-        ctx, now = self.ctx, self.now
-        return safe_answer(
-            self.view, d.alert, fresh_at=now, now=now, max_staleness=ctx.max_staleness
-        ).for_verdict(d.verdict)
+        now = self.now
+        answer = safe_answer(self.view, d.alert, fresh_at=now, now=now, max_staleness=self.ctx.max_staleness)
+        if answer.execute and d.verdict is not Verdict.CLOSE:
+            return self._variant(answer, d.verdict, lambda a: a.for_verdict(d.verdict))
+        return answer
+
+    def _variant(self, answer: Answer, kind: object, make: Callable[[Answer], Answer]) -> Answer:
+        known = self.variants.get((id(answer), kind))
+        if known is None or known[0] is not answer:  # the identity check: ids are reused once freed
+            known = self.variants[(id(answer), kind)] = (answer, make(answer))
+        return known[1]
 
     def _note_model(self, answer: Answer, model_version: str) -> bool:
         """Record the attempt's model on first sight; True when a new model restarted a slice."""
@@ -151,48 +162,54 @@ def observe(ctx: Context, fresh: list[tuple[DecisionIn, Answer]]) -> None:
 
 
 def _record(tx: Tx, fresh: list[tuple[DecisionIn, Answer]], now: Any) -> None:
+    """Store the new decisions and their evidence rows, and add them to their slices' counters."""
     # Alerts and answers repeat within a batch (answers are cached per alert): encode each once.
     dims_json: dict[tuple[tuple[str, str], ...], str] = {}
     ids_json: dict[tuple[str, ...], str] = {}
-    rows = []
+    dims, slice_ids = [], []
     for d, a in fresh:
         alert_key = tuple(d.alert.items())
-        dims = dims_json.get(alert_key)
-        if dims is None:
-            dims = dims_json[alert_key] = json.dumps(d.alert, sort_keys=True)
-        slice_ids = ids_json.get(a.slice_ids)
-        if slice_ids is None:
-            slice_ids = ids_json[a.slice_ids] = json.dumps(list(a.slice_ids))
-        rows.append(
-            {
-                "decision_id": d.decision_id,
-                "alert_id": d.alert_id,
-                "tenant": d.tenant,
-                "dims": dims,
-                "verdict": d.verdict.value,
-                "confidence": d.confidence,
-                "model_version": d.model_version,
-                "decided_at": d.decided_at,
-                "recorded_at": now,
-                "body": d.body,
-                "mode": a.mode.value,
-                "execute": a.execute,
-                "slice_ids": slice_ids,
-                "reason": a.reason,
-                "kill_switch_id": a.kill_switch_id,
-                "review": a.review,
-            }
-        )
-    pks = tx.insert_decisions(rows)
-    grants: list[dict[str, Any]] = []
+        text = dims_json.get(alert_key)
+        if text is None:
+            text = dims_json[alert_key] = json.dumps(d.alert, sort_keys=True)
+        dims.append(text)
+        ids = ids_json.get(a.slice_ids)
+        if ids is None:
+            ids = ids_json[a.slice_ids] = json.dumps(list(a.slice_ids))
+        slice_ids.append(ids)
+    decisions = [d for d, _ in fresh]
+    answers = [a for _, a in fresh]
+    pks = tx.insert_decisions(
+        {
+            "decision_id": [d.decision_id for d in decisions],
+            "alert_id": [d.alert_id for d in decisions],
+            "tenant": [d.tenant for d in decisions],
+            "dims": dims,
+            "verdict": [d.verdict.value for d in decisions],
+            "confidence": [d.confidence for d in decisions],
+            "model_version": [d.model_version for d in decisions],
+            "decided_at": [d.decided_at for d in decisions],
+            "recorded_at": [now] * len(fresh),
+            "body": [d.body for d in decisions],
+            "mode": [a.mode.value for a in answers],
+            "execute": [a.execute for a in answers],
+            "slice_ids": slice_ids,
+            "reason": [a.reason for a in answers],
+            "kill_switch_id": [a.kill_switch_id for a in answers],
+            "review": [a.review for a in answers],
+        }
+    )
+    grants: dict[str, list[Any]] = {"decision_pk": [], "slice_id": [], "attempt": [], "executed": []}
     counts: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
-    for pk, (_, answer) in zip(pks, fresh, strict=True):
+    for pk, answer in zip(pks, answers, strict=True):
         for slice_id, attempt in answer.granted:
-            grants.append(
-                {"decision_pk": pk, "slice_id": slice_id, "attempt": attempt, "executed": answer.execute}
-            )
-            counts[(slice_id, attempt)][0] += 1
-            counts[(slice_id, attempt)][1] += int(answer.execute)
+            grants["decision_pk"].append(pk)
+            grants["slice_id"].append(slice_id)
+            grants["attempt"].append(attempt)
+            grants["executed"].append(answer.execute)
+            count = counts[(slice_id, attempt)]
+            count[0] += 1
+            count[1] += answer.execute
     tx.insert_grants(grants)
     # Per attempt: a slice restarted mid-batch counts only the decisions of its new attempt.
     tx.add_decision_counts({k: (v[0], v[1]) for k, v in counts.items()})

@@ -49,6 +49,7 @@ _STORED = [
         "review",
     )
 ]
+_STORED_SQL = f"SELECT {', '.join(c.name for c in _STORED)} FROM decisions"
 _HEAD_KEY = "audit_head"
 _POLICY_KEY = "policy"
 
@@ -76,6 +77,18 @@ def _bound(values: list[Any], processor: Callable[[Any], Any] | None) -> list[An
     except TypeError:  # unhashable values: one by one
         return [processor(v) for v in values]
     return [done[v] for v in values]
+
+
+Columns = dict[str, list[Any]]  # rows given column by column: name -> one value per row
+
+
+def _count(columns: Columns) -> int:
+    return len(next(iter(columns.values()))) if columns else 0
+
+
+def _rows(columns: Columns) -> list[dict[str, Any]]:
+    names = list(columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
 @dataclass(frozen=True)
@@ -363,8 +376,17 @@ class Tx:
         """Recorded decisions by id; `lock` holds their rows (in key order) until the transaction ends."""
         found: dict[str, StoredDecision] = {}
         memo: dict[str, tuple[str, ...]] = {}
+        sqlite = self.conn.dialect.name == "sqlite"
         for start in range(0, len(decision_ids), 500):
             chunk = list(decision_ids[start : start + 500])
+            if sqlite:  # plain text and integers: the driver alone (no locks to take on SQLite)
+                marks = ", ".join("?" * len(chunk))
+                for row in self.conn.exec_driver_sql(
+                    f"{_STORED_SQL} WHERE decision_id IN ({marks})", tuple(chunk)
+                ):
+                    stored = self._stored(row, memo)
+                    found[stored.decision_id] = stored
+                continue
             query = select(*_STORED).where(t.decisions.c.decision_id.in_(chunk))
             if lock:
                 query = query.order_by(t.decisions.c.pk).with_for_update()
@@ -385,60 +407,56 @@ class Tx:
         row = self.conn.execute(query.with_for_update() if lock else query).first()
         return self._stored(row) if row else None
 
-    def _insert_numbered(self, table: Any, key: Any, rows: list[dict[str, Any]]) -> list[int]:
-        """Insert rows in order and return their integer keys in the same order.
+    def _insert_numbered(self, table: Any, key: Any, columns: Columns) -> list[int]:
+        """Insert rows, given column by column, in order; their integer keys in the same order.
 
         SQLite has one writer at a time (BEGIN IMMEDIATE), so the keys can be handed out here and the
         rows sent with one executemany; elsewhere the database assigns them and RETURNING reports them.
         """
-        if not rows:
+        count = _count(columns)
+        if not count:
             return []
         if self.conn.dialect.name == "sqlite":
             first = int(self.conn.execute(select(func.coalesce(func.max(key), 0))).scalar_one()) + 1
-            numbers = list(range(first, first + len(rows)))
-            self._insert_many(table, rows, (key.name, numbers))
+            numbers = list(range(first, first + count))
+            self._insert_many(table, {**columns, key.name: numbers})
             return numbers
-        result = self.conn.execute(insert(table).returning(key, sort_by_parameter_order=True), rows)
+        result = self.conn.execute(insert(table).returning(key, sort_by_parameter_order=True), _rows(columns))
         return [int(r[0]) for r in result]
 
-    def _insert_many(
-        self, table: Any, rows: list[dict[str, Any]], numbered: tuple[str, list[int]] | None = None
-    ) -> None:
-        """One driver-level executemany (SQLite); every row has the keys of the first one.
+    def _insert_many(self, table: Any, columns: Columns) -> None:
+        """One driver-level executemany (SQLite) of rows given column by column.
 
         Values go through each column's own bind processing, as SQLAlchemy would apply it; what is skipped
         is its per-row statement machinery, which cost more than the database's own work.
         """
-        names = [n for n in rows[0] if n in table.c]
+        count = _count(columns)
         dialect = self.conn.dialect
-        columns = [
-            _bound([row[name] for row in rows], table.c[name].type.bind_processor(dialect)) for name in names
-        ]
+        names = [n for n in columns if n in table.c]
+        values = [_bound(columns[name], table.c[name].type.bind_processor(dialect)) for name in names]
         for name, column in table.c.items():
-            if name not in names and column.default is not None and column.default.is_scalar:
+            if name not in columns and column.default is not None and column.default.is_scalar:
                 names.append(name)
-                columns.append([column.default.arg] * len(rows))
-        if numbered is not None:
-            names.append(numbered[0])
-            columns.append(numbered[1])
+                values.append([column.default.arg] * count)
         quote = dialect.identifier_preparer.quote
         sql = (
             f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
             f"VALUES ({', '.join('?' for _ in names)})"
         )
-        self.conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+        self.conn.exec_driver_sql(sql, list(zip(*values, strict=True)))
 
-    def insert_decisions(self, rows: list[dict[str, Any]]) -> list[int]:
-        """Insert decision rows (in order) and return their primary keys, in the same order."""
-        return self._insert_numbered(t.decisions, t.decisions.c.pk, rows)
+    def insert_decisions(self, columns: Columns) -> list[int]:
+        """Insert decisions, given column by column, in order; their primary keys, in the same order."""
+        return self._insert_numbered(t.decisions, t.decisions.c.pk, columns)
 
-    def insert_grants(self, rows: list[dict[str, Any]]) -> None:
-        if not rows:
+    def insert_grants(self, columns: Columns) -> None:
+        """Insert evidence rows (decision_pk, slice_id, attempt, executed), given column by column."""
+        if not _count(columns):
             return
         if self.conn.dialect.name == "sqlite":
-            self._insert_many(t.decision_slices, rows)
+            self._insert_many(t.decision_slices, columns)
         else:
-            self.conn.execute(insert(t.decision_slices), rows)
+            self.conn.execute(insert(t.decision_slices), _rows(columns))
 
     def grants_of(self, decision_pks: Sequence[int]) -> dict[int, list[Grant]]:
         """Where each decision counts as evidence, for many decisions at once."""
@@ -457,7 +475,9 @@ class Tx:
     # outcomes --------------------------------------------------------------
     def insert_outcomes(self, rows: list[dict[str, Any]]) -> list[int]:
         """Insert outcome rows in order; their sequence numbers, in the same order."""
-        return self._insert_numbered(t.outcomes, t.outcomes.c.seq, rows)
+        if not rows:
+            return []
+        return self._insert_numbered(t.outcomes, t.outcomes.c.seq, {k: [r[k] for r in rows] for k in rows[0]})
 
     def cache_latest_outcomes(self, latest: list[dict[str, Any]]) -> None:
         """Write each decision's latest outcome (b_pk, b_disposition, b_source, b_seq, b_first_review_seq)."""
