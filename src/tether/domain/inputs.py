@@ -16,6 +16,7 @@ from tether.domain.timefmt import parse_time
 
 _DECISION_OPTIONAL = ("confidence", "model_version")
 _VERDICTS = {v.value: v for v in Verdict}
+_DISPOSITIONS = {d.value: d for d in Disposition}
 
 
 def _canonical_encoder() -> Callable[[Any], str]:
@@ -145,7 +146,8 @@ def parse_outcome(obj: object) -> OutcomeIn:
     disposition = body.get("disposition")
     if disposition is None:
         raise BadInput.at("disposition", "field required")
-    if disposition not in tuple(Disposition):
+    known = _DISPOSITIONS.get(disposition) if type(disposition) is str else None
+    if known is None:
         names = ", ".join(d.value for d in Disposition)
         raise BadInput.at("disposition", f"must be one of {names}, got {disposition!r}")
     source = _text(body, "source")
@@ -156,7 +158,7 @@ def parse_outcome(obj: object) -> OutcomeIn:
     except ValueError as exc:
         raise BadInput.at("observed_at", str(exc)) from None
     return OutcomeIn(
-        disposition=Disposition(disposition),
+        disposition=known,
         source=str(source),
         observed_at=observed_at,
         decision_id=decision_id,

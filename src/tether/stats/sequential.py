@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,7 @@ class EProcess:
         m = bets.rollback_at
         lam = max((mu - m) / (m * (1 - m)), 0.0) if 0 < m < 1 else 0.0
         log_pr = self.log_e_pr + math.log1p(lam * (x - m))
-        return replace(
-            self,
-            correct=self.correct + int(correct),
-            incorrect=self.incorrect + int(not correct),
-            log_e_rb=log_rb,
-            log_e_pr=log_pr,
-        )
+        return EProcess(self.correct + int(correct), self.incorrect + int(not correct), log_rb, log_pr)
 
     def replay(self, stream: list[bool], bets: Bets) -> EProcess:
         state = self

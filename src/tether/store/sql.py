@@ -50,6 +50,7 @@ _STORED = [
     )
 ]
 _STORED_SQL = f"SELECT {', '.join(c.name for c in _STORED)} FROM decisions"
+_MODES = {m.value: m for m in Mode}
 _HEAD_KEY = "audit_head"
 _POLICY_KEY = "policy"
 
@@ -358,7 +359,7 @@ class Tx:
             ids = tuple(json.loads(ids_text))
             if slice_ids is not None:
                 slice_ids[ids_text] = ids
-        answer = Answer(Mode(mode), bool(execute), ids, reason, kill_id, review=bool(review))
+        answer = Answer(_MODES[mode], bool(execute), ids, reason, kill_id, review=bool(review))
         return StoredDecision(
             pk,
             decision_id,
