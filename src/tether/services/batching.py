@@ -8,8 +8,10 @@ the previous commit ran, so a lone request waits for nobody and a crowd shares o
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +19,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DataError, DBAPIError
 
 from tether.domain.model import Answer, DecisionIn
+from tether.services import tokens
 from tether.services.context import Context
 from tether.services.decide import MAX_BATCH, DecisionAnswer, decide_in, observe, parse_batch
 from tether.store.engine import Database, is_transient, retry_transient, unstorable
@@ -29,6 +32,8 @@ class _Request:
 
     ctx: Context
     batch: list[DecisionIn]
+    token: str | None = None  # the caller's secret hash, checked again inside the shared transaction
+    then: Callable[[], object] | None = None  # called from the committer thread once the request is done
     done: threading.Event = field(default_factory=threading.Event)
     answers: list[DecisionAnswer] = field(default_factory=list)
     fresh: list[tuple[DecisionIn, Answer]] = field(default_factory=list)
@@ -57,11 +62,29 @@ class GroupCommit:
         self._thread: threading.Thread | None = None
         self._stopping = False
 
-    def decide(self, ctx: Context, items: list[Any]) -> list[DecisionAnswer]:
-        """What `services.decide.decide` answers, or raises, for these items; recorded in a shared commit."""
+    def decide(self, ctx: Context, items: list[Any], token: str | None = None) -> list[DecisionAnswer]:
+        """What `services.decide.decide` answers, or raises, for these items; recorded in a shared commit
+        (`token`: see `submit`)."""
+        request = self.submit(ctx, items, token)
+        request.done.wait()
+        return self.answers(request)
+
+    def submit(
+        self,
+        ctx: Context,
+        items: list[Any],
+        token: str | None = None,
+        then: Callable[[], object] | None = None,
+    ) -> _Request:
+        """Queue these items for the next group without waiting: `then` is called from the committer thread
+        when the request is done, and `answers` then gives its answers or raises its error.
+
+        With `token` (the caller's secret hash), the group's transaction reads the token again and records
+        nothing for the request when it is no longer active (`tokens.NotAuthenticated`).
+        """
         batch = parse_batch(items, ctx)  # bad input is refused here, before joining any group
         ctx.principal.require_tenants(d.tenant for d in batch)
-        request = _Request(ctx, batch)
+        request = _Request(ctx, batch, token, then)
         with self._ready:
             if self._stopping:
                 raise RuntimeError("the server is shutting down")
@@ -70,10 +93,14 @@ class GroupCommit:
                 self._thread = threading.Thread(target=self._run, name="tether-group-commit", daemon=True)
                 self._thread.start()
             self._ready.notify()
-        request.done.wait()
+        return request
+
+    @staticmethod
+    def answers(request: _Request) -> list[DecisionAnswer]:
+        """A done request's answers (its new decisions counted in the metrics), or its error."""
         if request.error is not None:
             raise request.error
-        observe(ctx, request.fresh)
+        observe(request.ctx, request.fresh)
         return request.answers
 
     def decide_together(
@@ -139,6 +166,9 @@ class GroupCommit:
             self._fail(group, exc)
         for request in group:
             request.done.set()
+            if request.then is not None:
+                with contextlib.suppress(Exception):  # a waiter gone with its event loop waits no more
+                    request.then()
 
     def _fail(self, group: list[_Request], exc: BaseException) -> None:
         for request in group:
@@ -151,10 +181,24 @@ class GroupCommit:
             request.error, request.answers, request.fresh = None, [], []
         with self.db.transaction(write=True) as conn:
             tx = Tx(conn)
+            group = self._authenticated(tx, group)
             if len(group) > 1 and self._all_at_once(conn, tx, group):
                 return
             for request in group:
                 self._one(conn, tx, request)
+
+    @staticmethod
+    def _authenticated(tx: Tx, group: list[_Request]) -> list[_Request]:
+        """The requests whose token is still active in this transaction; the others are refused here, so a
+        revocation committed by any process acts on every decision recorded after it."""
+        digests = {r.token for r in group if r.token is not None}
+        if not digests:
+            return group
+        active = tokens.active_in(group[0].ctx, tx, digests)
+        for request in group:
+            if request.token is not None and request.token not in active:
+                request.error = tokens.NotAuthenticated("unknown or revoked token")
+        return [r for r in group if r.error is None]
 
     def _all_at_once(self, conn: Connection, tx: Tx, group: list[_Request]) -> bool:
         """The common case in one pass (one read of known ids, one insert): requests of one caller naming

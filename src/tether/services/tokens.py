@@ -21,6 +21,11 @@ from tether.store.engine import retry_transient
 from tether.store.sql import EventSubject, Tx
 
 CONFIRMED_FOR = 900.0  # seconds a confirmed token is still recognised while the database is unreachable
+TRUSTED_FOR = 1.0  # seconds `recognised` trusts a confirmation without asking the database again
+
+
+class NotAuthenticated(Exception):
+    """The caller's token turned out unknown or revoked inside the transaction that would have used it."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,41 @@ def revoke_token(ctx: Context, token_id: str) -> Token:
         tx.revoke_token(token_id, now)
         payload = {"token_id": token_id, "name": row["name"], "role": row["role"]}
         tx.append_event(now, EventType.TOKEN_REVOKED.value, ctx.actor, EventSubject(None, None, payload))
-        return _token({**row, "revoked_at": now})
+    forget(ctx, token_id)
+    return _token({**row, "revoked_at": now})
+
+
+def forget(ctx: Context, token_id: str) -> None:
+    """Drop this process's confirmations of a token: its next request asks the database."""
+    for digest, (principal, _) in list(ctx.confirmed_tokens.items()):
+        if principal.id == token_id:
+            ctx.confirmed_tokens.pop(digest, None)
+
+
+def recognised(ctx: Context, secret: str) -> tuple[Principal, str] | None:
+    """The principal and secret hash of a token this process confirmed within TRUSTED_FOR, without asking
+    the database; None when the database must be asked (`authenticate`).
+
+    For routes whose own transaction checks the token again (`active_in`), so that a revocation acts
+    there at once, from this process or any other; the trust only lets such a request start.
+    """
+    digest = hash_secret(secret)
+    known = ctx.confirmed_tokens.get(digest)
+    if known is None or time.monotonic() - known[1] > TRUSTED_FOR:
+        return None
+    return known[0], digest
+
+
+def active_in(ctx: Context, tx: Tx, digests: set[str]) -> set[str]:
+    """Those of these secret hashes that name an active token, as this transaction reads them."""
+    active = set()
+    for digest in digests:
+        row = tx.token_by_hash(digest)
+        if row is not None and row["revoked_at"] is None:
+            active.add(digest)
+        else:
+            ctx.confirmed_tokens.pop(digest, None)
+    return active
 
 
 def authenticate(ctx: Context, secret: str) -> Principal | None:
