@@ -17,6 +17,7 @@ def base_context(request: Request) -> Context:
     return ctx
 
 
+CHALLENGE = {"WWW-Authenticate": "Bearer"}  # sent with every 401
 _BEARER = HTTPBearer(auto_error=False, description="A token from `tether token create` (or `tether init`)")
 
 
@@ -24,10 +25,10 @@ def _principal(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_BEARER)
 ) -> Principal:
     if credentials is None or not credentials.credentials.strip():
-        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, "missing bearer token", headers=CHALLENGE)
     principal = tokens.authenticate(base_context(request), credentials.credentials.strip())
     if principal is None:
-        raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, "unknown or revoked token", headers=CHALLENGE)
     return principal
 
 

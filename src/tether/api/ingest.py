@@ -2,32 +2,114 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
+from fastapi.routing import APIRoute
+from pydantic import TypeAdapter
+from starlette.concurrency import run_in_threadpool
 
 from tether.api import schemas
-from tether.api.auth import needs
+from tether.api.auth import CHALLENGE, needs
 from tether.domain.access import Permission
-from tether.services import decide, gate, outcomes
+from tether.domain.errors import Forbidden
+from tether.services import decide, gate, outcomes, tokens
 from tether.services.batching import GroupCommit
 from tether.services.context import Context
 
 router = APIRouter(prefix="/v1", tags=["ingest"], responses=schemas.ERRORS)
 _INGEST = needs(Permission.INGEST)
+INLINE_ITEMS = 64  # a batch this small is parsed on the event loop; a larger one in a worker thread
+_DECISIONS = TypeAdapter(schemas.Decisions)
 
 
-@router.post(
-    "/decisions",
-    response_model=schemas.Decisions,
-    openapi_extra=schemas.body_doc(schemas.DecisionDoc, many=True),
-    summary="Resolve and record the agent's decisions (one round trip: what tether answers is what runs)",
-)
+class DecisionsRoute(APIRoute):
+    """POST /v1/decisions, with a short way for the request the orchestrator sends all day.
+
+    A JSON array of objects, from a bearer token this process confirmed within the last second and whose
+    role may ingest, is parsed by the domain's own validator and awaited on the event loop, and its token
+    is read again in the transaction that records it (a revocation acts at once). Any other request (no
+    or unknown token, another role, a body that is not such an array, another content type) takes the
+    generic route, so that its error is exactly the one it always was.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        generic = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            return await _decide_directly(request) or await generic(request)
+
+        return handler
+
+
+async def _decide_directly(request: Request) -> Response | None:
+    """The answer of the short way, or None when the request is for the generic route."""
+    if request.headers.get("content-type") != "application/json":
+        return None
+    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    ctx: Context = request.app.state.ctx
+    known = tokens.recognised(ctx, secret.strip()) if scheme.lower() == "bearer" and secret.strip() else None
+    if known is None:
+        return None
+    principal, digest = known
+    try:
+        principal.require(Permission.INGEST)
+        items = json.loads(await request.body())
+    except (Forbidden, ValueError):
+        return None
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        return None
+    committer: GroupCommit = request.app.state.committer
+    acting = ctx.acting_as(principal)
+    try:
+        if len(items) > INLINE_ITEMS:
+            answers = await run_in_threadpool(committer.decide, acting, items, digest)
+        else:
+            answers = await _decided(committer, acting, items, digest)
+    except tokens.NotAuthenticated as exc:
+        raise HTTPException(401, str(exc), headers=CHALLENGE) from None
+    content = _DECISIONS.validate_python({"results": [a.to_dict() for a in answers]})
+    return Response(_DECISIONS.dump_json(content, by_alias=True), media_type="application/json")
+
+
+async def _decided(
+    committer: GroupCommit, ctx: Context, items: list[Any], token: str
+) -> list[decide.DecisionAnswer]:
+    """The group committer's answers, awaited on the event loop rather than in a worker thread."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def settle() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    def wake() -> None:
+        loop.call_soon_threadsafe(settle)
+
+    pending = committer.submit(ctx, items, token, then=wake)
+    await done
+    return committer.answers(pending)
+
+
 def post_decisions(
     request: Request, items: list[dict[str, Any]] = Body(...), ctx: Context = Depends(_INGEST)
 ) -> dict[str, Any]:
     committer: GroupCommit = request.app.state.committer  # concurrent requests share one commit
     return {"results": [a.to_dict() for a in committer.decide(ctx, items)]}
+
+
+router.add_api_route(
+    "/decisions",
+    post_decisions,
+    methods=["POST"],
+    response_model=schemas.Decisions,
+    openapi_extra=schemas.body_doc(schemas.DecisionDoc, many=True),
+    summary="Resolve and record the agent's decisions (one round trip: what tether answers is what runs)",
+    route_class_override=DecisionsRoute,
+)
 
 
 @router.post(
