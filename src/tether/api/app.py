@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from tether import web
 from tether.api import admin, errors, ingest, logs, metrics, slices
+from tether.api.asgi import Message, Receive, Scope, Send, replay
 from tether.api.errors import envelope
 from tether.domain.access import Principal, Role
 from tether.domain.model import SYSTEM
@@ -27,11 +28,6 @@ from tether.services.watch import GateWatcher
 
 MAX_BODY = 4 * 1024 * 1024
 log = logging.getLogger("tether.api")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 
 class BodyLimit:
@@ -56,7 +52,7 @@ class BodyLimit:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                await self.app(scope, _replay([message], receive), send)  # the client went away
+                await self.app(scope, replay([message], receive), send)  # the client went away
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
@@ -68,25 +64,13 @@ class BodyLimit:
                 break
         body = b"".join(chunks)
         whole: Message = {"type": "http.request", "body": body, "more_body": False}
-        await self.app(scope, _replay([whole], receive), send)
+        await self.app(scope, replay([whole], receive), send)
 
     async def _too_large(self, send: Send) -> None:
         body = json.dumps(envelope(f"request body over {self.limit} bytes")).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-
-
-def _replay(messages: list[Message], then: Receive) -> Receive:
-    """A receive callable that hands over buffered messages, then the client's own (e.g. a disconnect)."""
-    pending = list(messages)
-
-    async def receive() -> Message:
-        if pending:
-            return pending.pop(0)
-        return await then()
-
-    return receive
 
 
 class Standby(Exception):
@@ -202,6 +186,7 @@ def create_app(
     app.state.leadership = leadership
     app.state.committer = committer
     errors.install(app)
+    ingest.install(app)  # before the metrics and request ids, so that they wrap it
     metrics.install(
         app,
         ctx,

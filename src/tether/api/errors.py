@@ -63,22 +63,49 @@ def _problems(exc: TetherError) -> list[dict[str, Any]]:
     return []
 
 
+def tether_error(exc: TetherError) -> JSONResponse:
+    return JSONResponse(envelope(exc.message, _problems(exc)), status_code=status_of(exc))
+
+
+def database_unavailable(exc: OperationalError) -> JSONResponse:
+    # The database is unreachable or went away mid-request: nothing was committed; retry later.
+    log.warning("database unavailable: %s", exc.orig)
+    return JSONResponse(
+        envelope("database unavailable: nothing was recorded; retry later"),
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
+def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return JSONResponse(envelope(str(exc.detail)), status_code=exc.status_code, headers=headers or None)
+
+
+def response_for(request: Request, exc: Exception) -> JSONResponse | None:
+    """The answer to an error raised outside the routes (the decisions lane), as the handlers give it;
+    None for an error that has none (the server's 500)."""
+    if isinstance(exc, TetherError):
+        return tether_error(exc)
+    if isinstance(exc, OperationalError):
+        return database_unavailable(exc)
+    if isinstance(exc, StarletteHTTPException):
+        return http_error(request, exc)
+    return None
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that give every error the envelope."""
 
     @app.exception_handler(TetherError)
     async def _tether(_: Request, exc: TetherError) -> JSONResponse:
-        return JSONResponse(envelope(exc.message, _problems(exc)), status_code=status_of(exc))
+        return tether_error(exc)
 
     @app.exception_handler(OperationalError)
     async def _database(_: Request, exc: OperationalError) -> JSONResponse:
-        # The database is unreachable or went away mid-request: nothing was committed; retry later.
-        log.warning("database unavailable: %s", exc.orig)
-        return JSONResponse(
-            envelope("database unavailable: nothing was recorded; retry later"),
-            status_code=503,
-            headers={"Retry-After": "1"},
-        )
+        return database_unavailable(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -97,10 +124,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        headers = dict(getattr(exc, "headers", None) or {})
-        if exc.status_code == 405:
-            headers["Allow"] = ", ".join(_allowed_methods(request))
-        return JSONResponse(envelope(str(exc.detail)), status_code=exc.status_code, headers=headers or None)
+        return http_error(request, exc)
 
 
 def _allowed_methods(request: Request) -> list[str]:

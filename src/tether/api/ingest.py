@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Request, Response
 from pydantic import TypeAdapter
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp
 
-from tether.api import schemas
+from tether.api import errors, schemas
+from tether.api.asgi import Receive, Scope, Send, replay
 from tether.api.auth import CHALLENGE, needs
 from tether.domain.access import Permission
 from tether.domain.errors import Forbidden
@@ -26,26 +26,43 @@ INLINE_ITEMS = 64  # a batch this small is parsed on the event loop; a larger on
 _DECISIONS = TypeAdapter(schemas.Decisions)
 
 
-class DecisionsRoute(APIRoute):
-    """POST /v1/decisions, with a short way for the request the orchestrator sends all day.
+class DecisionsLane:
+    """ASGI middleware, inside the request ids and metrics: a short way for POST /v1/decisions.
 
-    A JSON array of objects, from a bearer token this process confirmed within the last second and whose
-    role may ingest, is parsed by the domain's own validator and awaited on the event loop, and its token
-    is read again in the transaction that records it (a revocation acts at once). Any other request (no
-    or unknown token, another role, a body that is not such an array, another content type) takes the
-    generic route, so that its error is exactly the one it always was.
+    The request the orchestrator sends all day (a JSON array of objects, from a bearer token this process
+    confirmed within the last second and whose role may ingest) is parsed by the domain's own validator
+    and awaited on the event loop, without the router, the generic route's thread hops and its model
+    validation; its token is read again in the transaction that records it, so a revocation acts at once.
+    Any other request (no or unknown token, another role, a body that is not such an array, another
+    content type) goes on to the generic route, so that its error is exactly the one it always was.
     """
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        generic = super().get_route_handler()
+    def __init__(self, app: ASGIApp, route: object) -> None:
+        self.app, self.route = app, route
 
-        async def handler(request: Request) -> Response:
-            return await _decide_directly(request) or await generic(request)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/v1/decisions":
+            await self.app(scope, receive, send)
+            return
+        message = await receive()  # the body limit has gathered the whole body into one message
+        if message["type"] != "http.request" or message.get("more_body", False):
+            await self.app(scope, replay([message], receive), send)
+            return
+        request = Request(scope, receive)
+        try:
+            response = await _decide_directly(request, message.get("body", b""))
+        except Exception as exc:
+            response = errors.response_for(request, exc)
+            if response is None:
+                raise
+        if response is None:
+            await self.app(scope, replay([message], receive), send)
+            return
+        scope["route"] = self.route  # named in the latency metrics like the generic route
+        await response(scope, receive, send)
 
-        return handler
 
-
-async def _decide_directly(request: Request) -> Response | None:
+async def _decide_directly(request: Request, body: bytes) -> Response | None:
     """The answer of the short way, or None when the request is for the generic route."""
     if request.headers.get("content-type") != "application/json":
         return None
@@ -57,7 +74,7 @@ async def _decide_directly(request: Request) -> Response | None:
     principal, digest = known
     try:
         principal.require(Permission.INGEST)
-        items = json.loads(await request.body())
+        items = json.loads(body)
     except (Forbidden, ValueError):
         return None
     if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
@@ -94,6 +111,12 @@ async def _decided(
     return committer.answers(pending)
 
 
+@router.post(
+    "/decisions",
+    response_model=schemas.Decisions,
+    openapi_extra=schemas.body_doc(schemas.DecisionDoc, many=True),
+    summary="Resolve and record the agent's decisions (one round trip: what tether answers is what runs)",
+)
 def post_decisions(
     request: Request, items: list[dict[str, Any]] = Body(...), ctx: Context = Depends(_INGEST)
 ) -> dict[str, Any]:
@@ -101,15 +124,10 @@ def post_decisions(
     return {"results": [a.to_dict() for a in committer.decide(ctx, items)]}
 
 
-router.add_api_route(
-    "/decisions",
-    post_decisions,
-    methods=["POST"],
-    response_model=schemas.Decisions,
-    openapi_extra=schemas.body_doc(schemas.DecisionDoc, many=True),
-    summary="Resolve and record the agent's decisions (one round trip: what tether answers is what runs)",
-    route_class_override=DecisionsRoute,
-)
+def install(app: FastAPI) -> None:
+    """The decisions lane, inside the middlewares added after it (request ids, latency metrics)."""
+    route = next(r for r in router.routes if getattr(r, "endpoint", None) is post_decisions)
+    app.add_middleware(DecisionsLane, route=route)
 
 
 @router.post(
