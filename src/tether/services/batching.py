@@ -48,6 +48,10 @@ class _GroupFailed(Exception):
         self.cause = cause
 
 
+class _Separately(Exception):
+    """A request of a group run in one pass failed: the group runs again, each request on its own."""
+
+
 def _as_exception(error: BaseException) -> Exception:
     return error if isinstance(error, Exception) else RuntimeError(str(error))
 
@@ -179,12 +183,22 @@ class GroupCommit:
     def _once(self, group: list[_Request]) -> None:
         for request in group:
             request.error, request.answers, request.fresh = None, [], []
+        try:
+            with self.db.transaction(write=True) as conn:
+                tx = Tx(conn)
+                live = self._authenticated(tx, group)
+                if self._together(live):
+                    self._all_at_once(tx, live)
+                    return
+                for request in live:
+                    self._one(conn, tx, request)
+                return
+        except _Separately:
+            pass  # someone's error undid the pass: found again below, and answered to it alone
         with self.db.transaction(write=True) as conn:
             tx = Tx(conn)
-            group = self._authenticated(tx, group)
-            if len(group) > 1 and self._all_at_once(conn, tx, group):
-                return
-            for request in group:
+            self._forget_view(group, tx.version())
+            for request in self._authenticated(tx, group):
                 self._one(conn, tx, request)
 
     @staticmethod
@@ -200,11 +214,12 @@ class GroupCommit:
                 request.error = tokens.NotAuthenticated("unknown or revoked token")
         return [r for r in group if r.error is None]
 
-    def _all_at_once(self, conn: Connection, tx: Tx, group: list[_Request]) -> bool:
-        """The common case in one pass (one read of known ids, one insert): requests of one caller naming
-        distinct decisions. Any error undoes the pass, and the requests then run one savepoint each."""
+    @staticmethod
+    def _together(group: list[_Request]) -> bool:
+        """Whether the group can run in one pass: requests of one caller naming distinct decisions."""
+        if not group:
+            return False
         first = group[0].ctx
-        owner: dict[int, _Request] = {}
         names: set[str] = set()
         for request in group:
             if request.ctx.actor != first.actor or request.ctx.principal != first.principal:
@@ -213,26 +228,27 @@ class GroupCommit:
             if not names.isdisjoint(ids):
                 return False  # a replay within the group: each request answers on its own
             names |= ids
-            owner.update((id(d), request) for d in request.batch)
-        savepoint = conn.begin_nested()
+        return True
+
+    @staticmethod
+    def _all_at_once(tx: Tx, group: list[_Request]) -> None:
+        """The common case in one pass (one read of known ids, one insert), with no savepoint: any error
+        raises _Separately, and the group runs again in a new transaction, one savepoint per request."""
         try:
-            answers, fresh = decide_in(first, tx, [d for r in group for d in r.batch])
+            answers, fresh = decide_in(group[0].ctx, tx, [d for r in group for d in r.batch])
         except DBAPIError as exc:
             if is_transient(exc):
                 raise
-            savepoint.rollback()
-            return False
-        except Exception:  # someone's error: found again, and answered to it alone, one by one
-            savepoint.rollback()
-            return False
-        savepoint.commit()
+            raise _Separately from exc
+        except Exception as exc:
+            raise _Separately from exc
+        owner = {id(d): request for request in group for d in request.batch}
         at = 0
         for request in group:
             request.answers = answers[at : at + len(request.batch)]
             at += len(request.batch)
         for d, answer in fresh:
             owner[id(d)].fresh.append((d, answer))
-        return True
 
     def _one(self, conn: Connection, tx: Tx, request: _Request) -> None:
         """One request in its own savepoint: its error undoes its own work only."""
