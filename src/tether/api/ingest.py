@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 from tether.api import errors, schemas
 from tether.api.asgi import Receive, Scope, Send, replay
 from tether.api.auth import CHALLENGE, needs
-from tether.domain.access import Permission
+from tether.domain.access import Permission, Principal
 from tether.domain.errors import Forbidden
 from tether.services import decide, gate, outcomes, tokens
 from tether.services.batching import GroupCommit
@@ -23,6 +23,7 @@ from tether.services.context import Context
 router = APIRouter(prefix="/v1", tags=["ingest"], responses=schemas.ERRORS)
 _INGEST = needs(Permission.INGEST)
 INLINE_ITEMS = 64  # a batch this small is parsed on the event loop; a larger one in a worker thread
+MAX_CALLERS = 1024  # callers whose acting context the decisions lane keeps
 _DECISIONS = TypeAdapter(schemas.Decisions)
 
 
@@ -39,6 +40,7 @@ class DecisionsLane:
 
     def __init__(self, app: ASGIApp, route: object) -> None:
         self.app, self.route = app, route
+        self._callers: dict[Principal, Context] = {}  # the service context acting as each caller
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/v1/decisions":
@@ -50,7 +52,7 @@ class DecisionsLane:
             return
         request = Request(scope, receive)
         try:
-            response = await _decide_directly(request, message.get("body", b""))
+            response = await self._decide(request, message.get("body", b""))
         except Exception as exc:
             response = errors.response_for(request, exc)
             if response is None:
@@ -61,35 +63,43 @@ class DecisionsLane:
         scope["route"] = self.route  # named in the latency metrics like the generic route
         await response(scope, receive, send)
 
+    async def _decide(self, request: Request, body: bytes) -> Response | None:
+        """The answer of the short way, or None when the request is for the generic route."""
+        if request.headers.get("content-type") != "application/json":
+            return None
+        scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+        ctx: Context = request.app.state.ctx
+        bearer = secret.strip() if scheme.lower() == "bearer" else ""
+        known = tokens.recognised(ctx, bearer) if bearer else None
+        if known is None:
+            return None
+        principal, digest = known
+        try:
+            principal.require(Permission.INGEST)
+            items = json.loads(body)
+        except (Forbidden, ValueError):
+            return None
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            return None
+        committer: GroupCommit = request.app.state.committer
+        acting = self._acting(ctx, principal)
+        try:
+            if len(items) > INLINE_ITEMS:
+                answers = await run_in_threadpool(committer.decide, acting, items, digest)
+            else:
+                answers = await _decided(committer, acting, items, digest)
+        except tokens.NotAuthenticated as exc:
+            raise HTTPException(401, str(exc), headers=CHALLENGE) from None
+        content = _DECISIONS.validate_python({"results": [a.to_dict() for a in answers]})
+        return Response(_DECISIONS.dump_json(content, by_alias=True), media_type="application/json")
 
-async def _decide_directly(request: Request, body: bytes) -> Response | None:
-    """The answer of the short way, or None when the request is for the generic route."""
-    if request.headers.get("content-type") != "application/json":
-        return None
-    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
-    ctx: Context = request.app.state.ctx
-    known = tokens.recognised(ctx, secret.strip()) if scheme.lower() == "bearer" and secret.strip() else None
-    if known is None:
-        return None
-    principal, digest = known
-    try:
-        principal.require(Permission.INGEST)
-        items = json.loads(body)
-    except (Forbidden, ValueError):
-        return None
-    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-        return None
-    committer: GroupCommit = request.app.state.committer
-    acting = ctx.acting_as(principal)
-    try:
-        if len(items) > INLINE_ITEMS:
-            answers = await run_in_threadpool(committer.decide, acting, items, digest)
-        else:
-            answers = await _decided(committer, acting, items, digest)
-    except tokens.NotAuthenticated as exc:
-        raise HTTPException(401, str(exc), headers=CHALLENGE) from None
-    content = _DECISIONS.validate_python({"results": [a.to_dict() for a in answers]})
-    return Response(_DECISIONS.dump_json(content, by_alias=True), media_type="application/json")
+    def _acting(self, ctx: Context, principal: Principal) -> Context:
+        acting = self._callers.get(principal)
+        if acting is None:
+            if len(self._callers) >= MAX_CALLERS:
+                self._callers.clear()
+            acting = self._callers[principal] = ctx.acting_as(principal)
+        return acting
 
 
 async def _decided(
