@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from operator import itemgetter
+from typing import ClassVar
 
+from tether.domain.frozen import quick_init
 from tether.domain.model import AUTONOMY, Answer, KillSwitch, Mode, Slice, SliceState
 from tether.domain.scope import Dimensions, Scope
 
-_LEVEL = dict(AUTONOMY)
 _MODE_OF = {
     SliceState.SHADOW: Mode.SHADOW,
     SliceState.ROLLED_BACK: Mode.SHADOW,
@@ -21,6 +22,7 @@ _MODE_OF = {
 }
 
 
+@quick_init
 @dataclass(frozen=True)
 class GateSlice:
     """What the gate needs of a slice."""
@@ -30,6 +32,13 @@ class GateSlice:
     state: SliceState
     attempt: int
     review_rate: float = 0.0  # share of its executed closes to sample for review, by its state and policy
+
+    def __post_init__(self) -> None:
+        # its autonomy as a plain number, read on every answer it takes part in (not a field: not compared)
+        # (-1 for a state the gate does not know: answering with it raises, and the caller fails closed)
+        self.__dict__["level"] = AUTONOMY.get(self.state, -1)
+
+    level: ClassVar[int]
 
     @cached_property
     def reason(self) -> str:
@@ -221,13 +230,18 @@ class GateView:
         for _, m, _, _ in matching:
             present |= 1 << m
         above = self._masks.above
-        remaining = [(k, s) for _, m, k, s in matching if not present & above[m]]
+        remaining: list[GateSlice] = []
+        keys: list[Key] = []
+        for _, m, k, s in matching:
+            if not present & above[m]:
+                remaining.append(s)
+                keys.append(k)
         if len(remaining) == 1:
-            return remaining[0][1].alone
-        deciding = tuple(k for k, _ in remaining)
+            return remaining[0].alone
+        deciding = tuple(keys)
         answer = self._decided.get(deciding)
         if answer is None:
-            answer = _decide([s for _, s in remaining])
+            answer = _decide(remaining)
             if len(self._decided) < _CACHED:
                 self._decided[deciding] = answer
         return answer
@@ -287,21 +301,39 @@ _NO_SLICE = Answer(Mode.SHADOW, False, (), "no slice matches; shadow by default"
 
 
 def _decide(remaining: list[GateSlice]) -> Answer:
-    """Least autonomy among the remaining slices; autonomy is granted by all of them or none."""
+    """Least autonomy among the remaining slices; autonomy is granted by all of them or none.
+
+    Plain loops, not comprehensions: this runs once per new set of deciding slices, and on this Python
+    each comprehension costs a function call.
+    """
     least = 3
     for s in remaining:
-        level = _LEVEL[s.state]
-        if level < least:
-            least = level
-    deciding = [s for s in remaining if _LEVEL[s.state] == least]
-    mode = _MODE_OF[deciding[0].state]
-    reason = "; ".join([s.reason for s in deciding])
-    if mode is Mode.SHADOW:
-        return Answer(mode, False, tuple([s.id for s in deciding if s.id]), reason)
+        if s.level < least:
+            least = s.level
+    if least < 0:
+        raise KeyError(f"unknown slice state in {[s.state for s in remaining if s.level < 0]}")
+    ids: list[str] = []
+    reasons: list[str] = []
+    if not least:  # shadow (or rolled back): no autonomy; the slices holding it back decide
+        for s in remaining:
+            if not s.level:
+                if s.id:
+                    ids.append(s.id)
+                reasons.append(s.reason)
+        return Answer(Mode.SHADOW, False, tuple(ids), "; ".join(reasons))
     # Autonomy granted: every remaining slice allowed it, and each gets the decision as evidence.
-    ids = tuple([s.id for s in remaining])
-    granted = tuple([(s.id, s.attempt) for s in remaining])
-    return Answer(mode, True, ids, reason, None, granted, False, max([s.review_rate for s in remaining]))
+    granted: list[tuple[str, int]] = []
+    rate = 0.0
+    mode = Mode.SHADOW
+    for s in remaining:
+        ids.append(s.id)
+        granted.append((s.id, s.attempt))
+        if s.review_rate > rate:
+            rate = s.review_rate
+        if s.level == least:
+            reasons.append(s.reason)
+            mode = _MODE_OF[s.state]
+    return Answer(mode, True, tuple(ids), "; ".join(reasons), None, tuple(granted), False, rate)
 
 
 def sampled_for_review(decision_id: str, rate: float) -> bool:

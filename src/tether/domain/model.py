@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from tether.domain.errors import NotAllowed
+from tether.domain.frozen import quick_init
 from tether.domain.scope import Scope
 from tether.stats.sequential import EProcess
 
@@ -71,6 +72,7 @@ class Actor:
 SYSTEM = Actor(ActorType.SYSTEM, "tether")
 
 
+@quick_init
 @dataclass(frozen=True)
 class Counters:
     """Evidence of a slice's current attempt, kept as a cache of decisions and outcomes."""
@@ -163,6 +165,7 @@ class KillSwitch:
     slice_id: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class Answer:
     """The gate's answer for one alert."""
@@ -185,6 +188,7 @@ class Answer:
         return dataclasses.replace(self, execute=execute)
 
 
+@quick_init
 @dataclass(frozen=True)
 class DecisionIn:
     """A decision as the orchestrator sent it, validated."""
@@ -200,6 +204,7 @@ class DecisionIn:
     body: str  # canonical JSON of what was sent: the idempotency fingerprint
 
 
+@quick_init
 @dataclass(frozen=True)
 class OutcomeIn:
     """An outcome as the review tooling sent it, validated; refers to a decision one of two ways."""

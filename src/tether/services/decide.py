@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tether.domain.errors import BadInput, ReplayConflict, TooLarge
+from tether.domain.frozen import quick_init
 from tether.domain.gate import safe_answer, sampled_for_review
 from tether.domain.inputs import parse_decision
 from tether.domain.model import Answer, DecisionIn, Slice, Verdict
@@ -23,6 +24,7 @@ from tether.store.sql import Tx
 MAX_BATCH = 10_000
 
 
+@quick_init
 @dataclass(frozen=True)
 class DecisionAnswer:
     decision_id: str

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from tether.domain.frozen import quick_init
+
 
 @dataclass(frozen=True)
 class Bets:
@@ -16,6 +18,7 @@ class Bets:
     prior_b: float = 1
 
 
+@quick_init
 @dataclass(frozen=True)
 class EProcess:
     """Running state of one slice attempt: reviews so far and the two log-capitals.

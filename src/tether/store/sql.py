@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, bindparam, case, func, insert, select, update
 
 from tether.domain.audit import GENESIS, AuditEvent, event_hash
+from tether.domain.frozen import quick_init
 from tether.domain.model import (
     Actor,
     ActorType,
@@ -92,6 +93,7 @@ def _rows(columns: Columns) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
+@quick_init
 @dataclass(frozen=True)
 class StoredDecision:
     pk: int
@@ -106,6 +108,7 @@ class StoredDecision:
     review: bool
 
 
+@quick_init
 @dataclass(frozen=True)
 class Grant:
     """A decision's place in a slice's evidence."""
