@@ -34,9 +34,13 @@ class PrometheusObserver(Observer):
             ["reason"],
             registry=registry,
         )
+        self._by_mode: dict[str, Counter] = {}  # each mode's series, looked up once
 
     def answered(self, mode: str, count: int = 1) -> None:
-        self.answers.labels(mode).inc(count)
+        series = self._by_mode.get(mode)
+        if series is None:
+            series = self._by_mode[mode] = self.answers.labels(mode)
+        series.inc(count)
 
     def gate_failed(self, reason: str) -> None:
         self.failures.labels(reason).inc()
@@ -103,6 +107,7 @@ class Timed:
 
     def __init__(self, app: ASGIApp, latency: Histogram) -> None:
         self.app, self.latency = app, latency
+        self._series: dict[tuple[str, str, str], Histogram] = {}  # each label set's series, looked up once
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -121,7 +126,11 @@ class Timed:
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")  # the router notes it in the scope
             seconds = time.perf_counter() - start
-            self.latency.labels(scope["method"], route, str(status[0])).observe(seconds)
+            key = (scope["method"], route, str(status[0]))
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = self.latency.labels(*key)
+            series.observe(seconds)
 
 
 def install(
