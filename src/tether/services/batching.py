@@ -3,13 +3,15 @@
 Every request still stands alone: it runs in a savepoint of its own, so its replay conflict, bad value or
 fault rolls back only its own work and is answered to it alone, while its neighbours commit. Nothing is
 answered before the shared commit returns. One committer thread per process takes whatever queued while
-the previous commit ran, so a lone request waits for nobody and a crowd shares one flush of the disk.
+the previous commit ran, so a lone request waits for nobody and a crowd shares one flush of the disk; while
+a crowd keeps it busy, it waits a moment (at most LINGER) for its next group to fill.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +26,8 @@ from tether.services.context import Context
 from tether.services.decide import MAX_BATCH, DecisionAnswer, decide_in, observe, parse_batch
 from tether.store.engine import Database, is_transient, retry_transient, unstorable
 from tether.store.sql import Tx
+
+LINGER = 0.002  # seconds at most that a busy committer waits for its next group to fill
 
 
 @dataclass
@@ -59,8 +63,8 @@ def _as_exception(error: BaseException) -> Exception:
 class GroupCommit:
     """`decide` for many threads at once, each request all or nothing, sharing commits."""
 
-    def __init__(self, db: Database, max_items: int = MAX_BATCH) -> None:
-        self.db, self.max_items = db, max_items
+    def __init__(self, db: Database, max_items: int = MAX_BATCH, linger: float = LINGER) -> None:
+        self.db, self.max_items, self.linger = db, max_items, linger
         self._queue: deque[_Request] = deque()
         self._ready = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -142,14 +146,30 @@ class GroupCommit:
             thread.join()
 
     def _run(self) -> None:
+        last = 1
         while True:
             with self._ready:
                 while not self._queue and not self._stopping:
                     self._ready.wait()
                 if not self._queue:
                     return
+                self._gather(last)
                 group = self._take()
+            last = len(group)
             self._commit(group)
+
+    def _gather(self, last: int) -> None:
+        """While callers keep the committer busy (the last group had several requests), wait a moment, at
+        most `linger` seconds, for as many requests as the last group had: fewer and larger commits leave
+        more of the process's time to the requests themselves. A lone caller's request is taken at once."""
+        if last < 2 or not self.linger:
+            return
+        deadline = time.monotonic() + self.linger
+        while len(self._queue) < last and not self._stopping:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._ready.wait(remaining)
 
     def _take(self) -> list[_Request]:
         """Everything queued, in arrival order, up to about `max_items` decisions (at least one request)."""
