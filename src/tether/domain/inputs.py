@@ -20,21 +20,19 @@ _DISPOSITIONS = {d.value: d for d in Disposition}
 
 
 def _canonical_encoder() -> Callable[[Any], str]:
-    """Canonical JSON of a body (sorted keys, no spaces, UTF-8 as is): the text replays are compared by.
+    """Canonical JSON of a validated body (sorted keys, no spaces, UTF-8 as is): what replays compare.
 
     One encoder made once: `json.dumps` with these options builds a new one on every call. The C
-    encoder behind it is used directly where this Python has one (its output is the same).
+    encoder behind it is used directly where this Python has one (its output is the same); it is built
+    without a guard against circular structures, which a validated body (a flat object of strings and
+    numbers, checked field by field before it is encoded) cannot have.
     """
     encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
         return encoder.encode
-    default, text = encoder.default, json.encoder.encode_basestring
-
-    def encode(body: Any) -> str:  # a new encoder per call: its own markers catch circular structures
-        return "".join(make({}, default, text, None, ":", ",", True, False, True)(body, 0))
-
-    return encode
+    native = make(None, encoder.default, json.encoder.encode_basestring, None, ":", ",", True, False, True)
+    return lambda body: "".join(native(body, 0))
 
 
 _canonical = _canonical_encoder()
