@@ -194,3 +194,14 @@ def test_a_malformed_body_from_a_confirmed_token_is_answered_as_before(served: S
         )
     assert answers[0].status_code in (400, 422)
     _alike(*answers)
+
+
+def test_refused_and_answered_decisions_are_timed_under_the_route(served: Served) -> None:
+    """The latency metric names the decisions route for answers and refusals of a confirmed token alike."""
+    for body in ([decision("timed-1")], [dict(decision("timed-2"), colour="red")]):
+        served.warm(served.admin)
+        served.post(served.admin, body)
+    text = served.http.get(served.server.url + "/metrics").text
+    for status in ("200", "422"):
+        series = f'tether_request_seconds_count{{method="POST",route="/v1/decisions",status="{status}"}}'
+        assert series in text, status

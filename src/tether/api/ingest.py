@@ -50,6 +50,7 @@ class DecisionsLane:
         if message["type"] != "http.request" or message.get("more_body", False):
             await self.app(scope, replay([message], receive), send)
             return
+        scope["route"] = self.route  # named in the latency metrics as the router names it
         request = Request(scope, receive)
         try:
             response = await self._decide(request, message.get("body", b""))
@@ -60,7 +61,6 @@ class DecisionsLane:
         if response is None:
             await self.app(scope, replay([message], receive), send)
             return
-        scope["route"] = self.route  # named in the latency metrics like the generic route
         await response(scope, receive, send)
 
     async def _decide(self, request: Request, body: bytes) -> Response | None:
