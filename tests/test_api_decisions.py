@@ -4,6 +4,7 @@ records nothing from its very next request, whichever process revoked it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -205,3 +206,24 @@ def test_refused_and_answered_decisions_are_timed_under_the_route(served: Served
     for status in ("200", "422"):
         series = f'tether_request_seconds_count{{method="POST",route="/v1/decisions",status="{status}"}}'
         assert series in text, status
+
+
+@pytest.mark.parametrize("field_name", ["decision_id", "rule_family", "model_version"])
+def test_a_lone_surrogate_is_refused_by_field_both_ways(served: Served, field_name: str) -> None:
+    """JSON may carry `\\ud800`, which is not Unicode text and no database stores: 422 naming the field."""
+    body = [dict(decision(f"surrogate-{field_name}"), model_version="m1")]
+    raw = json.dumps(body).replace(f'"{field_name}": "', f'"{field_name}": "x\\ud800', 1).encode()
+    answers = []
+    for headers in (JSON, GENERIC):
+        served.warm(served.admin)
+        auth = {"authorization": f"Bearer {served.admin}"}
+        answers.append(
+            served.http.post(served.server.url + "/v1/decisions", content=raw, headers=auth | headers)
+        )
+    assert answers[0].status_code == 422, answers[0].text
+    assert (
+        answers[0].json()["error"]
+        == f"item 0: {field_name}: must be Unicode text (it holds a lone surrogate)"
+    )
+    _alike(*answers)
+    assert not _recorded(served, body[0])

@@ -67,6 +67,8 @@ def test_text_with_spaces_around_it_is_kept_as_sent() -> None:
         ("alert_id", "", "must be a non-empty string"),
         ("tenant", 7, "must be a non-empty string"),
         ("rule_family", "a\x00b", "NUL"),
+        ("alert_id", "a\ud800", "lone surrogate"),
+        ("tenant", "é\udfff", "lone surrogate"),
         ("model_version", "\t", "must be a non-empty string"),
         ("verdict", "CLOSE", "must be close or escalate"),
         ("verdict", ["close"], "must be close or escalate"),

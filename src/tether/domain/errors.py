@@ -123,11 +123,19 @@ def require_reason(reason: str, missing: str) -> None:
     """A reason a person gives for an action: not blank (`missing` says what needs it), storable."""
     if not reason.strip():
         raise BadInput.at("reason", missing)
-    refuse_nul(reason=reason)
+    refuse_unstorable(reason=reason)
 
 
-def refuse_nul(**fields: str | None) -> None:
-    """PostgreSQL cannot store U+0000 in text, so no database takes it: both behave alike."""
+def refuse_unstorable(**fields: str | None) -> None:
+    """Text no database can store, refused alike on both: U+0000 (PostgreSQL cannot hold it in text) and
+    lone surrogates (JSON can carry `\\ud800`, but it is not Unicode text and has no UTF-8 form)."""
     for name, value in fields.items():
-        if value is not None and NUL in value:
+        if value is None:
+            continue
+        if NUL in value:
             raise BadInput.at(name, "must not contain the NUL character (U+0000)")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadInput.at(name, "must be Unicode text (it holds a lone surrogate)") from None

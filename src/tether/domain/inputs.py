@@ -9,7 +9,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tether.domain.errors import NUL, BadInput, refuse_nul
+from tether.domain.errors import NUL, BadInput, refuse_unstorable
 from tether.domain.model import DecisionIn, Disposition, OutcomeIn, Verdict
 from tether.domain.scope import SEVERITY, Dimensions
 from tether.domain.timefmt import parse_time
@@ -53,7 +53,7 @@ def _decision_fields(names: tuple[str, ...]) -> tuple[tuple[str, ...], frozenset
 
 def _text(obj: Mapping[str, Any], name: str, required: bool = True) -> str | None:
     value = obj.get(name)
-    if type(value) is str and value and not value[0].isspace() and NUL not in value:
+    if type(value) is str and value and value.isascii() and not value[0].isspace() and NUL not in value:
         return value  # the common case, decided at once; the rest is checked in order below
     if value is None:
         if required:
@@ -61,7 +61,7 @@ def _text(obj: Mapping[str, Any], name: str, required: bool = True) -> str | Non
         return None
     if not isinstance(value, str) or not value.strip():
         raise BadInput.at(name, "must be a non-empty string")
-    refuse_nul(**{name: value})
+    refuse_unstorable(**{name: value})
     return value
 
 
@@ -85,7 +85,7 @@ def _dimensions(body: Mapping[str, Any], dims: Dimensions) -> dict[str, str]:
             raise BadInput.at(name, "field required")
         if name == SEVERITY:
             alert[name] = dims.bands.band_of(value)
-        elif type(value) is str and value and not value[0].isspace() and NUL not in value:
+        elif type(value) is str and value and value.isascii() and not value[0].isspace() and NUL not in value:
             alert[name] = value  # the common case at once; _text checks the rest, naming the problem
         else:
             alert[name] = str(_text(body, name))

@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from tether.domain.errors import BadInput, refuse_nul
+from tether.domain.errors import BadInput, refuse_unstorable
 
 DEFAULT_DIMENSIONS: tuple[str, ...] = ("tenant", "severity", "rule_family", "data_source")
 SEVERITY = "severity"
@@ -123,7 +123,7 @@ class Scope:
 
 def parse_scope(text: str, dims: Dimensions) -> Scope:
     """Parse `dim=value,dim=value` into a canonical scope; BadInput names what is wrong."""
-    refuse_nul(scope=text)
+    refuse_unstorable(scope=text)
     text = text.strip()
     if not text:
         return Scope()

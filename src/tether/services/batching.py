@@ -284,7 +284,7 @@ class GroupCommit:
             request.error = unstorable(exc)
         except Exception as exc:  # a request's own refusal or fault is answered to it alone
             savepoint.rollback()
-            request.error = exc
+            request.error = unstorable(exc) if isinstance(exc, UnicodeEncodeError) else exc
         else:
             savepoint.commit()
             return

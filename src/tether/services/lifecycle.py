@@ -13,7 +13,7 @@ from tether.domain.errors import (
     DuplicateScope,
     Forbidden,
     NotFound,
-    refuse_nul,
+    refuse_unstorable,
     require_reason,
 )
 from tether.domain.evidence import Action, Judgement, Trigger, evidence_dict, rebuild_counters
@@ -129,7 +129,7 @@ def start_canary(
     override_cooldown: bool = False,
 ) -> Slice:
     """shadow → canary, on the go-live criteria (--if-ready) or an explicit sign-off by a person."""
-    refuse_nul(signed_off_by=signed_off_by, reason=reason)
+    refuse_unstorable(signed_off_by=signed_off_by, reason=reason)
     if not if_ready and not (signed_off_by and reason):
         raise BadInput.at("signed_off_by", "give --signed-off-by NAME and --reason TEXT, or --if-ready")
     if override_cooldown and not reason:

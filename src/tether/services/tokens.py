@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from tether.domain.access import Principal, Role
 from tether.domain.audit import EventType
-from tether.domain.errors import BadInput, NotAllowed, NotFound, refuse_nul
+from tether.domain.errors import BadInput, NotAllowed, NotFound, refuse_unstorable
 from tether.domain.timefmt import iso
 from tether.services.context import Context
 from tether.store.engine import retry_transient
@@ -98,7 +98,7 @@ def create_token(
             "role", f"must be one of {', '.join(r.value for r in Role)}, got {role!r}"
         ) from None
     clean = [t.strip() for t in tenants or []]
-    refuse_nul(name=name, tenant="".join(clean))
+    refuse_unstorable(name=name, tenant="".join(clean))
     if any(not t for t in clean):
         raise BadInput.at("tenant", "a tenant name may not be empty")
     with ctx.db.transaction(write=True) as conn:
@@ -152,13 +152,9 @@ def recognised(ctx: Context, secret: str) -> tuple[Principal, str] | None:
 
 def active_in(ctx: Context, tx: Tx, digests: set[str]) -> set[str]:
     """Those of these secret hashes that name an active token, as this transaction reads them."""
-    active = set()
-    for digest in digests:
-        row = tx.token_by_hash(digest)
-        if row is not None and row["revoked_at"] is None:
-            active.add(digest)
-        else:
-            ctx.confirmed_tokens.pop(digest, None)
+    active = tx.active_token_hashes(digests)
+    for digest in digests - active:
+        ctx.confirmed_tokens.pop(digest, None)
     return active
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tether.domain.audit import AuditEvent, EventType, canonical_json
-from tether.domain.errors import BadInput, NotFound, refuse_nul
+from tether.domain.errors import BadInput, NotFound, refuse_unstorable
 from tether.domain.timefmt import iso
 from tether.services.context import Context
 from tether.store.engine import retry_transient
@@ -42,7 +42,7 @@ class DeliveryPolicy:
 
 
 def _check(url: str, events: list[str], secret: str) -> list[str]:
-    refuse_nul(url=url, events="".join(events), secret=secret)
+    refuse_unstorable(url=url, events="".join(events), secret=secret)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise BadInput.at("url", f"must be an http(s) URL, got {url!r}")

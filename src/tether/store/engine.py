@@ -37,8 +37,10 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in TRANSIENT_STATES
 
 
-def unstorable(exc: DataError) -> BadInput:
+def unstorable(exc: DataError | UnicodeEncodeError) -> BadInput:
     """A value the database cannot hold is the caller's input, not a fault."""
+    if isinstance(exc, UnicodeEncodeError):  # a lone surrogate, which no field check caught
+        return BadInput("a value cannot be stored: text holds a lone surrogate, which is not Unicode text")
     return BadInput(f"a value cannot be stored: {str(exc.orig).strip()}")
 
 
@@ -54,7 +56,7 @@ def retry_transient(work: Callable[P, R]) -> Callable[P, R]:
         for attempt in range(RETRIES):
             try:
                 return work(*args, **kwargs)
-            except DataError as exc:
+            except (DataError, UnicodeEncodeError) as exc:
                 raise unstorable(exc) from None
             except DBAPIError as exc:
                 if attempt == RETRIES - 1 or not is_transient(exc):
@@ -148,11 +150,14 @@ class Database:
         try:
             with self.engine.connect() as conn:
                 conn.info[_WRITE] = write
-                with conn.begin():
-                    yield conn
-                conn.info[_WRITE] = False
-                if conn.info.pop(BUMPED, False):
-                    self.bumps += 1
+                try:
+                    with conn.begin():
+                        yield conn
+                    if conn.info.get(BUMPED, False):
+                        self.bumps += 1  # committed
+                finally:  # the pooled connection's next transaction starts clean, after a rollback too
+                    conn.info[_WRITE] = False
+                    conn.info.pop(BUMPED, None)
         finally:
             if queued and self._queue is not None:
                 self._queue.leave()

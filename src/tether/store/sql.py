@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -744,6 +744,16 @@ class Tx:
     def token_by_hash(self, secret_hash: str) -> dict[str, Any] | None:
         row = self.conn.execute(select(t.tokens).where(t.tokens.c.secret_hash == secret_hash)).first()
         return dict(row._mapping) if row else None
+
+    def active_token_hashes(self, secret_hashes: Collection[str]) -> set[str]:
+        """Those of these secret hashes that name a token not revoked, as this transaction reads them."""
+        if not secret_hashes:
+            return set()
+        tk = t.tokens
+        query = select(tk.c.secret_hash).where(
+            tk.c.secret_hash.in_(list(secret_hashes)), tk.c.revoked_at.is_(None)
+        )
+        return {row[0] for row in self.conn.execute(query)}
 
     def revoke_token(self, token_id: str, at: datetime) -> None:
         self.conn.execute(update(t.tokens).where(t.tokens.c.id == token_id).values(revoked_at=at))
