@@ -143,6 +143,7 @@ def _alike(short: httpx.Response, generic: httpx.Response) -> None:
         [],
         [decision("alike-10"), "d-1"],
         decision("alike-11"),
+        [decision('alike-12 ü "q" \\ \t \u2028 ☃', tenant="ünïcode \u0001", rule_family="ph/ish")],
     ],
     ids=[
         "one",
@@ -155,6 +156,7 @@ def _alike(short: httpx.Response, generic: httpx.Response) -> None:
         "empty",
         "not-an-object",
         "not-a-list",
+        "escapes-and-unicode",
     ],
 )
 def test_the_common_request_answers_what_the_generic_route_answers(served: Served, body: Any) -> None:

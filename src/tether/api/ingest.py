@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Request, Response
-from pydantic import TypeAdapter
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp
 
@@ -24,7 +23,6 @@ router = APIRouter(prefix="/v1", tags=["ingest"], responses=schemas.ERRORS)
 _INGEST = needs(Permission.INGEST)
 INLINE_ITEMS = 64  # a batch this small is parsed on the event loop; a larger one in a worker thread
 MAX_CALLERS = 1024  # callers whose acting context the decisions lane keeps
-_DECISIONS = TypeAdapter(schemas.Decisions)
 
 
 class DecisionsLane:
@@ -90,8 +88,7 @@ class DecisionsLane:
                 answers = await _decided(committer, acting, items, digest)
         except tokens.NotAuthenticated as exc:
             raise HTTPException(401, str(exc), headers=CHALLENGE) from None
-        content = _DECISIONS.validate_python({"results": [a.to_dict() for a in answers]})
-        return Response(_DECISIONS.dump_json(content, by_alias=True), media_type="application/json")
+        return Response(results_json(answers), media_type="application/json")
 
     def _acting(self, ctx: Context, principal: Principal) -> Context:
         acting = self._callers.get(principal)
@@ -100,6 +97,27 @@ class DecisionsLane:
                 self._callers.clear()
             acting = self._callers[principal] = ctx.acting_as(principal)
         return acting
+
+
+_ANSWER_FIELDS = [name for name in schemas.Answer.model_fields if name != "decision_id"]
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def results_json(answers: list[decide.DecisionAnswer]) -> bytes:
+    """The body the generic route would send for these answers (schemas.Decisions, as FastAPI writes it:
+    declared fields in order, defaults included, then the others), written directly: each distinct answer
+    is encoded once per response, and only its decision id per result."""
+    encoded: dict[int, tuple[Any, str]] = {}
+    parts = []
+    for result in answers:
+        known = encoded.get(id(result.answer))
+        if known is None or known[0] is not result.answer:  # ids are reused once freed: check identity
+            fields = result.to_dict()
+            ordered = {name: fields.get(name) for name in _ANSWER_FIELDS}
+            ordered.update((k, v) for k, v in fields.items() if k not in ordered and k != "decision_id")
+            known = encoded[id(result.answer)] = (result.answer, _compact(ordered)[1:])
+        parts.append(f'{{"decision_id":{_compact(result.decision_id)},{known[1]}')
+    return f'{{"results":[{",".join(parts)}]}}'.encode()
 
 
 async def _decided(
