@@ -42,6 +42,17 @@ class Served:
         made = self.cli.json("token", "create", "--role", role, *flags)
         return str(made["token"]["id"]), str(made["secret"])
 
+    def raw_both_ways(self, raw: bytes) -> list[httpx.Response]:
+        """These bytes posted by the admin, just confirmed, under each content type: lane, then generic."""
+        answers = []
+        for headers in (JSON, GENERIC):
+            self.warm(self.admin)
+            auth = {"authorization": f"Bearer {self.admin}"}
+            answers.append(
+                self.http.post(self.server.url + "/v1/decisions", content=raw, headers=auth | headers)
+            )
+        return answers
+
     def warm(self, token: str) -> None:
         """A request on the generic route, so that the server has just confirmed this token."""
         assert self.http.get(self.server.url + "/v1/policy", headers={"authorization": f"Bearer {token}"})
@@ -188,13 +199,7 @@ def test_a_kill_switch_answer_and_a_refused_tenant_are_alike_both_ways(served: S
 @pytest.mark.parametrize("raw", [b'[{"decision_id": ', b"\xff\xfe", b"[1, 2,]", b""])
 def test_a_malformed_body_from_a_confirmed_token_is_answered_as_before(served: Served, raw: bytes) -> None:
     """A body that is not JSON, from a token the server has just confirmed, gets the generic route's error."""
-    answers = []
-    for headers in (JSON, GENERIC):
-        served.warm(served.admin)
-        auth = {"authorization": f"Bearer {served.admin}"}
-        answers.append(
-            served.http.post(served.server.url + "/v1/decisions", content=raw, headers=auth | headers)
-        )
+    answers = served.raw_both_ways(raw)
     assert answers[0].status_code in (400, 422)
     _alike(*answers)
 
@@ -215,13 +220,7 @@ def test_a_lone_surrogate_is_refused_by_field_both_ways(served: Served, field_na
     """JSON may carry `\\ud800`, which is not Unicode text and no database stores: 422 naming the field."""
     body = [dict(decision(f"surrogate-{field_name}"), model_version="m1")]
     raw = json.dumps(body).replace(f'"{field_name}": "', f'"{field_name}": "x\\ud800', 1).encode()
-    answers = []
-    for headers in (JSON, GENERIC):
-        served.warm(served.admin)
-        auth = {"authorization": f"Bearer {served.admin}"}
-        answers.append(
-            served.http.post(served.server.url + "/v1/decisions", content=raw, headers=auth | headers)
-        )
+    answers = served.raw_both_ways(raw)
     assert answers[0].status_code == 422, answers[0].text
     assert (
         answers[0].json()["error"]
