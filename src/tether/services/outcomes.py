@@ -128,10 +128,16 @@ class _Batch:
             self.tx.save_slice(s)
 
 
+_TEXT = {
+    d: d.value for d in Disposition
+}  # (an enum's .value is a Python-level descriptor: once per outcome adds up)
+_TRUE_POSITIVE = Disposition.TRUE_POSITIVE.value
+
+
 def _count(tx: Tx, s: Slice, policy: Policy, change: tuple[_Latest, _Latest], sampled: bool) -> Slice:
     """The slice's counters after a decision's latest outcome changed from `before` to `after`."""
     before, after = change
-    tp = Disposition.TRUE_POSITIVE.value
+    tp = _TRUE_POSITIVE
     missed = s.counters.missed_tp - (before.disposition == tp) + (after.disposition == tp)
     old = review_value(before.disposition, before.source)
     new = review_value(after.disposition, after.source)
@@ -162,7 +168,7 @@ def record_outcomes(ctx: Context, items: list[Any]) -> OutcomesResult:
         rows = [
             {
                 "decision_pk": d.pk,
-                "disposition": o.disposition.value,
+                "disposition": _TEXT[o.disposition],
                 "source": o.source,
                 "reviewer": o.reviewer,
                 "observed_at": o.observed_at,
@@ -176,7 +182,7 @@ def record_outcomes(ctx: Context, items: list[Any]) -> OutcomesResult:
         for index, (o, d, seq) in enumerate(zip(batch, decisions, seqs, strict=True)):
             before = latest.get(d.pk) or _Latest(d.out_disposition, d.out_source, None, d.first_review_seq)
             first_review = seq if o.source == REVIEW_SOURCE and before.first_review_seq is None else None
-            after = _Latest(o.disposition.value, o.source, seq, first_review or before.first_review_seq)
+            after = _Latest(_TEXT[o.disposition], o.source, seq, first_review or before.first_review_seq)
             latest[d.pk] = after
             if d.answer.execute:
                 work.apply(index, d, before, after)

@@ -387,7 +387,7 @@ class Tx:
                 marks = ", ".join("?" * len(chunk))
                 for row in self.conn.exec_driver_sql(
                     f"{_STORED_SQL} WHERE decision_id IN ({marks})", tuple(chunk)
-                ):
+                ).fetchall():
                     stored = self._stored(row, memo)
                     found[stored.decision_id] = stored
                 continue
@@ -472,7 +472,7 @@ class Tx:
             query = select(ds.c.decision_pk, ds.c.slice_id, ds.c.attempt, ds.c.executed).where(
                 ds.c.decision_pk.in_(chunk)
             )
-            for pk, slice_id, attempt, executed in self.conn.execute(query):
+            for pk, slice_id, attempt, executed in self.conn.execute(query).fetchall():
                 found[pk].append(Grant(slice_id, attempt, bool(executed)))
         return found
 
