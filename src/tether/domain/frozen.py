@@ -21,8 +21,8 @@ def quick_init(cls: type[T]) -> type[T]:
     scope: dict[str, Any] = {"_MISSING": dataclasses.MISSING}
     params, body = [], ["  d = self.__dict__"]
     for f in fields:
-        if not f.init:
-            raise TypeError(f"{cls.__name__}.{f.name}: quick_init needs every field in __init__")
+        if not f.init or f.kw_only:
+            raise TypeError(f"{cls.__name__}.{f.name}: quick_init needs every field positional in __init__")
         if f.default is not dataclasses.MISSING:
             scope[f"_d_{f.name}"] = f.default
             params.append(f"{f.name}=_d_{f.name}")
@@ -37,7 +37,7 @@ def quick_init(cls: type[T]) -> type[T]:
     if hasattr(cls, "__post_init__"):
         body.append("  self.__post_init__()")
     source = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body) + "\n"
-    exec(source, scope)
+    exec(source, scope)  # generated from the class's own field names, as dataclasses itself does
     init = scope["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__doc__ = cls.__init__.__doc__

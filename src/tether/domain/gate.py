@@ -32,13 +32,13 @@ class GateSlice:
     state: SliceState
     attempt: int
     review_rate: float = 0.0  # share of its executed closes to sample for review, by its state and policy
+    # Its autonomy as a plain number, read on every answer it takes part in; set on each instance by
+    # __post_init__ (ClassVar keeps it out of the fields, so it is neither compared nor a parameter).
+    # -1 for a state the gate does not know: answering with it raises, and the caller fails closed.
+    level: ClassVar[int]
 
     def __post_init__(self) -> None:
-        # its autonomy as a plain number, read on every answer it takes part in (not a field: not compared)
-        # (-1 for a state the gate does not know: answering with it raises, and the caller fails closed)
         self.__dict__["level"] = AUTONOMY.get(self.state, -1)
-
-    level: ClassVar[int]
 
     @cached_property
     def reason(self) -> str:
@@ -296,6 +296,7 @@ class GateView:
         return (*matching, guard)
 
 
+_ABOVE_ALL = max(AUTONOMY.values()) + 1
 _CACHED = 200_000  # answers kept per snapshot (per distinct alert, and per set of deciding slices)
 _NO_SLICE = Answer(Mode.SHADOW, False, (), "no slice matches; shadow by default")
 
@@ -306,7 +307,7 @@ def _decide(remaining: list[GateSlice]) -> Answer:
     Plain loops, not comprehensions: this runs once per new set of deciding slices, and on this Python
     each comprehension costs a function call.
     """
-    least = 3
+    least = _ABOVE_ALL
     for s in remaining:
         if s.level < least:
             least = s.level
