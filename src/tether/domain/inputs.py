@@ -36,12 +36,19 @@ def _canonical_encoder() -> Callable[[Any], str]:
 
 
 _canonical = _canonical_encoder()
-_OUTCOME_FIELDS = ("decision_id", "tenant", "alert_id", "disposition", "source", "reviewer", "observed_at")
+_OUTCOME_FIELDS = frozenset(
+    ("decision_id", "tenant", "alert_id", "disposition", "source", "reviewer", "observed_at")
+)
 
 
 def decision_fields(dims: Dimensions) -> tuple[str, ...]:
     """The required fields of a decision, in the order errors name them."""
     return _decision_fields(dims.names)[0]
+
+
+@functools.lru_cache(maxsize=8)
+def _names(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(names)
 
 
 @functools.lru_cache(maxsize=8)
@@ -65,10 +72,10 @@ def _text(obj: Mapping[str, Any], name: str, required: bool = True) -> str | Non
     return value
 
 
-def _check_object(obj: object, allowed: tuple[str, ...] | frozenset[str]) -> Mapping[str, Any]:
+def _check_object(obj: object, allowed: frozenset[str]) -> Mapping[str, Any]:
     if not isinstance(obj, Mapping):
         raise BadInput.at("body", "must be a JSON object")
-    if isinstance(allowed, frozenset) and allowed.issuperset(obj):
+    if allowed.issuperset(obj):
         return obj
     unknown = [k for k in obj if k not in allowed]
     if unknown:
@@ -94,7 +101,7 @@ def _dimensions(body: Mapping[str, Any], dims: Dimensions) -> dict[str, str]:
 
 def parse_alert(obj: object, dims: Dimensions) -> dict[str, str]:
     """A gate question: exactly the configured dimensions; BadInput names the first wrong field."""
-    return _dimensions(_check_object(obj, dims.names), dims)
+    return _dimensions(_check_object(obj, _names(dims.names)), dims)
 
 
 def parse_decision(obj: object, dims: Dimensions) -> DecisionIn:

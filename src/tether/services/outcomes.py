@@ -165,18 +165,16 @@ def record_outcomes(ctx: Context, items: list[Any]) -> OutcomesResult:
         tx = Tx(conn)
         decisions = _resolve(tx, batch)
         ctx.principal.require_tenants(d.tenant for d in decisions)
-        rows = [
+        seqs = tx.insert_outcomes(
             {
-                "decision_pk": d.pk,
-                "disposition": _TEXT[o.disposition],
-                "source": o.source,
-                "reviewer": o.reviewer,
-                "observed_at": o.observed_at,
-                "recorded_at": now,
+                "decision_pk": [d.pk for d in decisions],
+                "disposition": [_TEXT[o.disposition] for o in batch],
+                "source": [o.source for o in batch],
+                "reviewer": [o.reviewer for o in batch],
+                "observed_at": [o.observed_at for o in batch],
+                "recorded_at": [now] * len(batch),
             }
-            for o, d in zip(batch, decisions, strict=True)
-        ]
-        seqs = tx.insert_outcomes(rows)
+        )
         work = _Batch(ctx, tx, tx.grants_of([d.pk for d in decisions if d.answer.execute]))
         latest: dict[int, _Latest] = {}
         for index, (o, d, seq) in enumerate(zip(batch, decisions, seqs, strict=True)):

@@ -477,11 +477,9 @@ class Tx:
         return found
 
     # outcomes --------------------------------------------------------------
-    def insert_outcomes(self, rows: list[dict[str, Any]]) -> list[int]:
-        """Insert outcome rows in order; their sequence numbers, in the same order."""
-        if not rows:
-            return []
-        return self._insert_numbered(t.outcomes, t.outcomes.c.seq, {k: [r[k] for r in rows] for k in rows[0]})
+    def insert_outcomes(self, columns: Columns) -> list[int]:
+        """Insert outcomes, given column by column, in order; their sequence numbers, in the same order."""
+        return self._insert_numbered(t.outcomes, t.outcomes.c.seq, columns)
 
     def cache_latest_outcomes(self, latest: list[dict[str, Any]]) -> None:
         """Write each decision's latest outcome (b_pk, b_disposition, b_source, b_seq, b_first_review_seq)."""
