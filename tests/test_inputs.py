@@ -26,7 +26,9 @@ BASE: dict[str, Any] = {
     "decided_at": "2026-03-02T10:00:00Z",
 }
 
-texts = st.text(st.characters(blacklist_characters="\x00"), min_size=1).filter(lambda s: s.strip() != "")
+texts = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), min_size=1).filter(
+    lambda s: s.strip() != ""
+)
 
 
 @given(
