@@ -90,12 +90,7 @@ def _dimensions(body: Mapping[str, Any], dims: Dimensions) -> dict[str, str]:
         value = body.get(name)
         if value is None:
             raise BadInput.at(name, "field required")
-        if name == SEVERITY:
-            alert[name] = dims.bands.band_of(value)
-        elif type(value) is str and value and value.isascii() and not value[0].isspace() and NUL not in value:
-            alert[name] = value  # the common case at once; _text checks the rest, naming the problem
-        else:
-            alert[name] = str(_text(body, name))
+        alert[name] = dims.bands.band_of(value) if name == SEVERITY else str(_text(body, name))
     return alert
 
 

@@ -256,11 +256,9 @@ class GroupCommit:
         raises _Separately, and the group runs again in a new transaction, one savepoint per request."""
         try:
             answers, fresh = decide_in(group[0].ctx, tx, [d for r in group for d in r.batch])
-        except DBAPIError as exc:
-            if is_transient(exc):
-                raise
-            raise _Separately from exc
         except Exception as exc:
+            if is_transient(exc):
+                raise  # the whole group runs again
             raise _Separately from exc
         owner = {id(d): request for request in group for d in request.batch}
         at = 0

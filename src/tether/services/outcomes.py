@@ -128,9 +128,8 @@ class _Batch:
             self.tx.save_slice(s)
 
 
-_TEXT = {
-    d: d.value for d in Disposition
-}  # (an enum's .value is a Python-level descriptor: once per outcome adds up)
+# Each disposition's text, read once: an enum's .value is a Python-level descriptor, and adds up per outcome.
+_TEXT = {d: d.value for d in Disposition}
 _TRUE_POSITIVE = Disposition.TRUE_POSITIVE.value
 
 
